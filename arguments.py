@@ -1,0 +1,194 @@
+"""Every default of OS-KDFT2 in one place.
+
+Edit the dicts below, or override any key on the command line:
+    python main.py path_train=/data/vox1/dev/wav epoch=50 init_teacher_idx=[0,1]
+Each value is parsed as a Python literal; text is accepted as-is where the default is text.
+An unknown key or a value of the wrong type stops the run with a message naming the key.
+With no dataset configured (`path_train` empty) the built-in demo settings (DEMO_ARGS) apply.
+"""
+from __future__ import annotations
+
+import ast
+import difflib
+import os
+import sys
+
+SYSTEM_ARGS = {
+    # --- experiment identity (run directory = path_log/project/name) ---
+    'project': 'OS-KDFT2',                  # project name (local folder, wandb/neptune project)
+    'name': 'os_kdft2_hubert_base',         # run name; an existing run is never overwritten
+    'tags': ['OS-KDFT2', 'HuBERT-base'],    # tracker tags
+    'description': 'joint KD + FT of HuBERT-base into a 2-layer student',  # tracker description
+    'path_log': 'runs',                     # root of all run directories
+    'resume': False,                        # continue the run in path_log/project/name from its last checkpoint
+    # --- trackers (tokens may come from WANDB_API_KEY / NEPTUNE_API_TOKEN instead) ---
+    'use_wandb': False,                     # also log to Weights & Biases (WANDB_MODE=offline honoured)
+    'wandb_user': '',                       # wandb entity
+    'wandb_token': '',                      # wandb API key; prefer the WANDB_API_KEY environment variable
+    'use_neptune': False,                   # also log to neptune
+    'neptune_user': '',                     # neptune workspace
+    'neptune_token': '',                    # neptune API token; prefer NEPTUNE_API_TOKEN
+    'neptune_mode': 'async',                # neptune connection mode: async | offline | debug
+    # --- data (real on-disk layouts, see README) ---
+    'path_libri': '',                       # LibriSpeech train-clean-100 root (<spk>/<chapter>/*.flac)
+    'path_train': '',                       # VoxCeleb1 dev root (<spk>/<video>/<utt>.wav); empty = built-in demo
+    'path_test': '',                        # VoxCeleb1 test root
+    'path_trials': '',                      # trial list file, or a directory holding the O/E/H lists
+    'trials': ['O'],                        # lists scored at the end: any of 'O', 'E', 'H'
+    'validation': 'test',                   # epoch selection on: 'test' (original, optimistic) | 'heldout'
+    'val_speakers': 10,                     # dev speakers held out of training when validation='heldout'
+    'val_trials': 2000,                     # trials drawn among held-out speakers when validation='heldout'
+    'path_demo': os.path.join(os.path.expanduser('~'), '.cache', 'os_kdft2'),  # demo corpus + tiny teacher cache
+    'num_workers': 4,                       # DataLoader workers per process
+    # --- hardware ---
+    'usable_gpu': '',                       # GPU ids to spawn on, e.g. '0,1'; '' = all visible; 'cpu' = none
+    'cpu_processes': 1,                     # processes (gloo) when no GPU is used
+    'amp': True,                            # bf16 autocast on GPU (ignored on CPU)
+}
+
+EXPERIMENT_ARGS = {
+    # --- method ---
+    'method': 'os_kdft2',                   # os_kdft2 | os_kdft | precomp | postcomp
+    'huggingface_url': 'facebook/hubert-base-ls960',  # teacher: hub id or local directory
+    'epoch': 100,                           # (fine-tuning) epochs
+    'epoch_KD': 100,                        # KD-only epochs of the two-phase baselines
+    'batch_size': 50,                       # global batch, divided among processes
+    'rand_seed': 1,                         # seed of every random draw
+    # --- student ---
+    'student_hidden_layer_size': 768,       # must equal the teacher's hidden size
+    'student_hidden_layer_num': 2,          # transformer layers in the student
+    'init_teacher_idx': [0, 1],             # teacher layer copied into each student layer
+    'student_dropout': None,                # hidden/attention/activation dropout; None = teacher config's
+    'student_layerdrop': None,              # LayerDrop rate; None = teacher config's (0.1 for HuBERT-base)
+    'student_mask_time_prob': None,         # SpecAugment time-mask rate; None = teacher config's (0.05)
+    'adapter_size': 64,                     # OS-KDFT adapter bottleneck (method os_kdft)
+    # --- speaker back-end ---
+    'embed_size': 192,                      # speaker embedding size
+    'weighted_sum': False,                  # learned weighted sum of hidden states (os_kdft)
+    'use_TFT': True,                        # attentive feature tuner (os_kdft2)
+    'ft_loss': 'softmax',                   # softmax (class-weighted CE) | aam
+    'class_weight': True,                   # weight classes by N / n_c as released
+    'aam_margin': 0.2,                      # AAM-softmax margin
+    'aam_scale': 30.0,                      # AAM-softmax scale
+    # --- knowledge distillation ---
+    'cos_lambda': 1.0,                      # weight of the cosine term of the DistilHuBERT loss
+    'kd_cos_reduction': 'sum',              # frames reduction of the cosine term: sum (released) | mean (paper)
+    'target_layer_idx': [4, 8, 12],         # teacher layers predicted by the KD heads
+    'curriculum': 'linear',                 # p(VoxCeleb KD item): linear | constant | step | cosine | none
+    'curriculum_p': 0.5,                    # the constant schedule's probability
+    'w_kd': 1.0,                            # weight of the KD loss
+    'w_ft': 1.0,                            # weight of the speaker loss
+    'freeze_epochs': 5,                     # precomp: student frozen / postcomp: teacher frozen, first FT epochs
+    'w_embed_mse': 1.0,                     # postcomp: weight of the embedding MSE
+    # --- audio ---
+    'crop_size': 48000,                     # training crop (samples at 16 kHz)
+    'seg_size': 48000,                      # TTA segment (samples)
+    'num_seg': 5,                           # TTA segments per utterance
+    # --- optimisation ---
+    'lr': 5e-5,                             # Adam learning rate
+    'lr_min': 5e-5,                         # CosineAnnealingWarmRestarts eta_min
+    'weight_decay': 1e-4,                   # Adam weight decay
+    'T_mult': 1,                            # CosineAnnealingWarmRestarts T_mult (T_0 = epoch)
+    'max_nonfinite_steps': 10,              # consecutive non-finite losses that stop the run
+    'max_bad_audio_fraction': 0.01,         # fraction of unreadable training files that stops the run
+}
+
+# Applied when `path_train` is empty: the built-in demo (synthetic corpus, tiny random teacher, CPU).
+DEMO_ARGS = {
+    'name': 'demo',
+    'tags': ['demo'],
+    'description': 'built-in demo: synthetic corpus, tiny random-weight teacher',
+    'epoch': 6,
+    'batch_size': 32,
+    'crop_size': 16000,
+    'seg_size': 16000,
+    'num_seg': 3,
+    'lr': 1e-3,
+    'lr_min': 1e-4,
+    'weight_decay': 0.0,
+    'student_hidden_layer_size': 96,
+    'target_layer_idx': [1, 2, 3],
+    'embed_size': 64,
+    'adapter_size': 16,
+    'num_workers': 2,
+}
+
+# Each method's recipe (SPEC §3): applied unless the key is given on the command line.
+METHOD_ARGS = {
+    'os_kdft2': {'use_TFT': True, 'weighted_sum': False, 'curriculum': 'linear'},
+    'os_kdft': {'use_TFT': False, 'weighted_sum': True, 'curriculum': 'none'},
+    'precomp': {'use_TFT': True, 'weighted_sum': False, 'curriculum': 'none', 'batch_size': 100},
+    'postcomp': {'use_TFT': True, 'weighted_sum': False, 'curriculum': 'none', 'batch_size': 100},
+}
+
+# Keys whose default is None: the types they accept besides None.
+NULLABLE = {'student_dropout': float, 'student_layerdrop': float, 'student_mask_time_prob': float}
+
+SECRET_KEYS = ('wandb_token', 'neptune_token')
+ENV_CREDENTIALS = {'wandb_token': 'WANDB_API_KEY', 'neptune_token': 'NEPTUNE_API_TOKEN'}
+
+
+def _parse_value(key: str, text: str, default):
+    """Parse one override: a Python literal, or plain text where the default is text."""
+    try:
+        value = ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        if isinstance(default, str):
+            return text
+        raise SystemExit(f"argument '{key}': could not parse {text!r}; expected a {type(default).__name__} "
+                         f"like {default!r}")
+    if isinstance(default, str) and not isinstance(value, str):
+        return text  # e.g. name=2024 or path_train=1 stay text
+    expected = NULLABLE.get(key, type(default))
+    ok = isinstance(value, expected) and not (expected is not bool and isinstance(value, bool) and expected is int)
+    if expected is float and isinstance(value, int) and not isinstance(value, bool):
+        value, ok = float(value), True
+    if key in NULLABLE and value is None:
+        ok = True
+    if not ok:
+        raise SystemExit(f"argument '{key}': got {value!r} ({type(value).__name__}), expected "
+                         f"{expected.__name__} like {default!r}")
+    return value
+
+
+def parse_overrides(argv: list[str], defaults: dict) -> dict:
+    """Turn ['key=value', ...] into a dict of typed values checked against `defaults`."""
+    overrides = {}
+    for item in argv:
+        if '=' not in item:
+            raise SystemExit(f"argument {item!r}: expected key=value (e.g. epoch=10)")
+        key, text = item.split('=', 1)
+        key = key.strip()
+        if key not in defaults:
+            close = difflib.get_close_matches(key, list(defaults), n=3)
+            hint = f"; did you mean {', '.join(close)}?" if close else ''
+            raise SystemExit(f"argument '{key}': unknown key{hint} (all keys are in arguments.py)")
+        overrides[key] = _parse_value(key, text, defaults[key])
+    return overrides
+
+
+def is_demo(args: dict) -> bool:
+    """True when no dataset is configured, so the built-in demo runs."""
+    return args['path_train'] == ''
+
+
+def get_args(argv: list[str] | None = None) -> dict:
+    """Defaults ← demo settings (when no data set is configured) ← command-line overrides ← env credentials."""
+    defaults = {**SYSTEM_ARGS, **EXPERIMENT_ARGS}
+    overrides = parse_overrides(sys.argv[1:] if argv is None else argv, defaults)
+    args = dict(defaults)
+    args.update(overrides)
+    if args['method'] not in METHOD_ARGS:
+        raise SystemExit(f"argument 'method': got {args['method']!r}, expected one of {sorted(METHOD_ARGS)}")
+    args.update({k: v for k, v in METHOD_ARGS[args['method']].items() if k not in overrides})
+    if is_demo(args):
+        args.update({k: v for k, v in DEMO_ARGS.items() if k not in overrides})
+    for key, env in ENV_CREDENTIALS.items():
+        if not args[key] and os.environ.get(env):
+            args[key] = os.environ[env]
+    return args
+
+
+def public_args(args: dict) -> dict:
+    """The arguments with every credential masked, for logs and saved files."""
+    return {k: ('***' if k in SECRET_KEYS and v else v) for k, v in args.items()}

@@ -1,0 +1,44 @@
+"""`key=value` overrides: typed literals, text for text keys, clear errors for unknown keys and wrong types."""
+import pytest
+
+from arguments import DEMO_ARGS, EXPERIMENT_ARGS, METHOD_ARGS, get_args, public_args
+
+
+def test_overrides_are_typed():
+    args = get_args(['epoch=3', 'init_teacher_idx=[0,1]', 'lr=1e-4', 'path_train=/data/vox1/dev/wav'])
+    assert args['epoch'] == 3 and args['init_teacher_idx'] == [0, 1] and args['lr'] == 1e-4
+    assert args['path_train'] == '/data/vox1/dev/wav'      # text needs no quotes
+    assert args['batch_size'] == EXPERIMENT_ARGS['batch_size']  # not the demo's: data configured
+    assert get_args(['path_train=/d', 'weight_decay=0'])['weight_decay'] == 0.0  # int accepted for float
+    assert get_args(['path_train=/d', 'name=2024'])['name'] == '2024'  # digits stay text for text keys
+
+
+@pytest.mark.parametrize('item, key', [("epoch='x'", 'epoch'), ('epochz=3', 'epochz'), ('use_TFT=1', 'use_TFT'),
+                                       ('lr=fast', 'lr'), ('init_teacher_idx=3', 'init_teacher_idx')])
+def test_bad_overrides_name_the_key(item, key):
+    with pytest.raises(SystemExit, match=f"'{key}'"):
+        get_args([item])
+
+
+def test_unknown_key_suggests_close_matches():
+    with pytest.raises(SystemExit, match='did you mean epoch'):
+        get_args(['epochz=3'])
+
+
+def test_demo_and_method_recipes():
+    demo = get_args([])
+    assert demo['path_train'] == '' and demo['lr'] == DEMO_ARGS['lr']
+    assert get_args(['lr=0.5'])['lr'] == 0.5                 # an override beats the demo settings
+    kdft = get_args(['method=os_kdft', 'path_train=/d'])
+    assert (kdft['use_TFT'], kdft['weighted_sum'], kdft['curriculum']) == (False, True, 'none')
+    assert get_args(['method=os_kdft', 'curriculum=linear', 'path_train=/d'])['curriculum'] == 'linear'
+    assert set(METHOD_ARGS) == {'os_kdft2', 'os_kdft', 'precomp', 'postcomp'}
+    with pytest.raises(SystemExit, match="'method'"):
+        get_args(['method=kdft3'])
+
+
+def test_credentials_from_environment_are_masked(monkeypatch):
+    monkeypatch.setenv('WANDB_API_KEY', 'secret-123')
+    args = get_args(['path_train=/d'])
+    assert args['wandb_token'] == 'secret-123'
+    assert public_args(args)['wandb_token'] == '***' and 'secret-123' not in str(public_args(args))
