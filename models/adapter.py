@@ -1,0 +1,32 @@
+"""Bottleneck adapter with training noise: W_up · N(act(W_down · x)), used by OS-KDFT layers and OS-KDFT2 tuners."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from models.noise import TrainingNoise
+
+ACTIVATIONS = {'relu': nn.ReLU, 'gelu': nn.GELU}
+
+
+class BottleneckAdapter(nn.Module):
+    """x [.., H] → Linear(H→b) → activation → TrainingNoise → Linear(b→H).
+
+    No residual: the OS-KDFT layer adds it to the feed-forward output, the tuner uses it as is.
+    """
+
+    def __init__(self, hidden_size: int, bottleneck: int, activation: str):
+        super().__init__()
+        if bottleneck < 1:
+            raise ValueError(f"adapter bottleneck: expected a positive size, got {bottleneck} "
+                             f"(adapter_size, or hidden_size // 12 for the tuner)")
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"adapter activation: got {activation!r}, expected one of {sorted(ACTIVATIONS)}")
+        self.down = nn.Linear(hidden_size, bottleneck)
+        self.activation = ACTIVATIONS[activation]()
+        self.noise = TrainingNoise()
+        self.up = nn.Linear(bottleneck, hidden_size)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Return W_up · N(act(W_down · x)) with the shape of x."""
+        return self.up(self.noise(self.activation(self.down(x))))  # [.., H]

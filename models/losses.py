@@ -1,0 +1,127 @@
+"""Losses: DistilHuBERT hidden-state KD, speaker classification (softmax / AAM-softmax), embedding MSE."""
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+FRAME_REDUCTIONS = {'sum': torch.sum, 'mean': torch.mean}
+
+
+def check_target_layers(target_layer_idx: Sequence[int], teacher_layers: int | None) -> list[int]:
+    """Validate the teacher hidden states the KD heads predict (0 = CNN projection, teacher_layers = last layer)."""
+    idx = list(target_layer_idx)
+    top = math.inf if teacher_layers is None else teacher_layers
+    bad = [i for i in idx if isinstance(i, bool) or not isinstance(i, int) or not 0 <= i <= top]
+    if not idx or bad:
+        depth = 'non-negative' if teacher_layers is None else f"in 0..{teacher_layers}, the teacher's depth"
+        raise ValueError(f"target_layer_idx: {idx} must be a non-empty list of teacher hidden-state indices {depth}")
+    return idx
+
+
+class DistilHuBERTLoss(nn.Module):
+    """One Linear→GELU→Linear head per target layer on the student's last state; L1 − λ·log σ(cos) per head.
+
+    L_KD = mean_batch Σ_l (mean_{t,d}|ĥ_l − h_l| − λ · R_t log σ(cos(ĥ_l,t, h_l,t))),
+    R_t = sum over frames (released OS-KDFT code) or mean (DistilHuBERT paper).
+    """
+
+    def __init__(self, hidden_size: int, target_layer_idx: list[int], cos_lambda: float = 1.0,
+                 cos_reduction: str = 'sum'):
+        super().__init__()
+        if cos_reduction not in FRAME_REDUCTIONS:
+            raise ValueError(f"kd_cos_reduction: got {cos_reduction!r}, expected one of {sorted(FRAME_REDUCTIONS)}")
+        self.target_layer_idx = check_target_layers(target_layer_idx, None)
+        self.cos_lambda = cos_lambda
+        self.reduce_frames = FRAME_REDUCTIONS[cos_reduction]
+        self.heads = nn.ModuleList(
+            nn.Sequential(nn.Linear(hidden_size, hidden_size), nn.GELU(), nn.Linear(hidden_size, hidden_size))
+            for _ in self.target_layer_idx)
+
+    def forward(self, student_last: torch.Tensor, teacher_hidden: torch.Tensor) -> torch.Tensor:
+        """student_last [B, T, H], teacher_hidden [B, Lt+1, T, H] → scalar KD loss."""
+        check_target_layers(self.target_layer_idx, teacher_hidden.shape[1] - 1)
+        if student_last.shape != teacher_hidden[:, 0].shape:
+            raise ValueError(f"DistilHuBERTLoss: student state {tuple(student_last.shape)} and teacher states "
+                             f"{tuple(teacher_hidden.shape)} disagree on [B, T, H]")
+        per_row = student_last.new_zeros(student_last.shape[0])  # [B]
+        for layer, head in zip(self.target_layer_idx, self.heads):
+            predicted, target = head(student_last), teacher_hidden[:, layer]  # [B, T, H]
+            l1 = (predicted - target).abs().mean(dim=(1, 2))  # [B]
+            log_cos = F.logsigmoid(F.cosine_similarity(predicted, target, dim=-1))  # [B, T]
+            per_row = per_row + l1 - self.cos_lambda * self.reduce_frames(log_cos, dim=1)  # [B]
+        return per_row.mean()
+
+
+def class_weights_from_counts(counts: Sequence[int] | np.ndarray) -> torch.Tensor:
+    """Class weights N / n_c from per-class utterance counts (every class needs at least one utterance)."""
+    counts = torch.as_tensor(np.asarray(counts), dtype=torch.float64)
+    if counts.dim() != 1 or len(counts) == 0 or bool((counts <= 0).any()):
+        raise ValueError(f"counts: expected a 1-D array of positive per-class counts, got {counts.tolist()[:10]}")
+    return (counts.sum() / counts).float()  # [C]
+
+
+class SoftmaxLoss(nn.Module):
+    """Linear(E→C) + cross-entropy, weighted per class when class_weights is given (margin and scale unused)."""
+
+    def __init__(self, embed_size: int, num_classes: int, class_weights: torch.Tensor | None, margin: float,
+                 scale: float):
+        super().__init__()
+        self.classifier = nn.Linear(embed_size, num_classes)
+        self.register_buffer('class_weights', _checked_weights(class_weights, num_classes))
+
+    def forward(self, embedding: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """embedding [B, E], labels [B] → scalar loss."""
+        return F.cross_entropy(self.classifier(embedding), labels, weight=self.class_weights)
+
+
+class AAMSoftmaxLoss(nn.Module):
+    """Additive angular margin softmax (ArcFace): s · cos(θ_y + m) for the target class, s · cos θ otherwise."""
+
+    def __init__(self, embed_size: int, num_classes: int, class_weights: torch.Tensor | None, margin: float,
+                 scale: float):
+        super().__init__()
+        if not 0.0 <= margin < math.pi / 2 or scale <= 0:
+            raise ValueError(f"aam_margin / aam_scale: expected 0 <= margin < π/2 and scale > 0, "
+                             f"got margin={margin}, scale={scale}")
+        self.weight = nn.Parameter(torch.empty(num_classes, embed_size))  # [C, E]
+        nn.init.xavier_normal_(self.weight)
+        self.margin, self.scale = margin, scale
+        self.register_buffer('class_weights', _checked_weights(class_weights, num_classes))
+
+    def forward(self, embedding: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """embedding [B, E], labels [B] → scalar loss."""
+        cosine = F.linear(F.normalize(embedding), F.normalize(self.weight))  # [B, C]
+        sine = (1.0 - cosine.pow(2)).clamp(min=1e-7, max=1.0).sqrt()  # [B, C], floored: finite gradient at |cos| = 1
+        shifted = cosine * math.cos(self.margin) - sine * math.sin(self.margin)  # cos(θ + m), [B, C]
+        # past θ = π − m, cos(θ + m) stops decreasing: use the usual linear extension (ArcFace's easy_margin=False)
+        shifted = torch.where(cosine > math.cos(math.pi - self.margin), shifted,
+                              cosine - math.sin(math.pi - self.margin) * self.margin)  # [B, C]
+        target = F.one_hot(labels, cosine.shape[1]).bool()  # [B, C]
+        logits = self.scale * torch.where(target, shifted, cosine)  # [B, C]
+        return F.cross_entropy(logits, labels, weight=self.class_weights)
+
+
+def _checked_weights(class_weights: torch.Tensor | None, num_classes: int) -> torch.Tensor | None:
+    """Class weights as a float tensor of length num_classes, or None."""
+    if class_weights is None:
+        return None
+    weights = torch.as_tensor(class_weights, dtype=torch.float32)
+    if weights.shape != (num_classes,):
+        raise ValueError(f"class_weights: expected {num_classes} weights (one per speaker), got {tuple(weights.shape)}")
+    return weights
+
+
+SPEAKER_LOSSES = {'softmax': SoftmaxLoss, 'aam': AAMSoftmaxLoss}
+
+
+def embedding_mse(student_emb: torch.Tensor, teacher_emb: torch.Tensor) -> torch.Tensor:
+    """postcomp: mean squared error between student and (fine-tuned, detached) teacher embeddings [B, E]."""
+    if student_emb.shape != teacher_emb.shape:
+        raise ValueError(f"embedding_mse: shapes differ: student {tuple(student_emb.shape)}, "
+                         f"teacher {tuple(teacher_emb.shape)}")
+    return F.mse_loss(student_emb, teacher_emb.detach())

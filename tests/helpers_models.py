@@ -1,0 +1,33 @@
+"""Tiny random-weight teachers saved once per test process, loaded back like real checkpoints."""
+from __future__ import annotations
+
+import atexit
+import functools
+import os
+import shutil
+import tempfile
+
+import torch
+from transformers import PreTrainedModel
+
+from models.teacher import load_ssl_model, make_tiny_teacher
+
+TINY = dict(hidden_size=32, num_layers=3, num_heads=4, intermediate_size=64, conv_dim=16)
+_ROOT = tempfile.mkdtemp(prefix='tiny_teachers_')
+atexit.register(shutil.rmtree, _ROOT, ignore_errors=True)
+
+
+@functools.lru_cache(maxsize=None)
+def tiny_teacher_dir(family: str = 'hubert') -> str:
+    """Directory of a tiny `family` checkpoint written by make_tiny_teacher (once per process)."""
+    return make_tiny_teacher(os.path.join(_ROOT, family), family=family, **TINY)
+
+
+def tiny_ssl_model(family: str = 'hubert') -> PreTrainedModel:
+    """A fresh load of the tiny checkpoint through load_ssl_model, the path a hub id takes too."""
+    return load_ssl_model(tiny_teacher_dir(family))
+
+
+def waveforms(batch: int, samples: int = 4000, seed: int = 0) -> torch.Tensor:
+    """Reproducible random waveforms [batch, samples] (4000 samples → 12 frames)."""
+    return torch.randn(batch, samples, generator=torch.Generator().manual_seed(seed))
