@@ -1,0 +1,161 @@
+"""The curriculum training set: per dev utterance an FT crop plus a KD crop drawn from VoxCeleb1 with
+probability p(epoch), otherwise from LibriSpeech; every draw is reproducible from (seed, epoch, rank, index)."""
+from __future__ import annotations
+
+import math
+import warnings
+from typing import Callable
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from data.audio import AudioError, read_crop
+from data.voxceleb import Utterance
+
+_MAX_TRIES = 10  # replacement files tried for one item before giving up (only when bad files are tolerated)
+
+
+def _linear(epoch: int, total: int, p_const: float) -> float:
+    """OS-KDFT2: e / E, from mostly LibriSpeech to only VoxCeleb1."""
+    return epoch / total
+
+
+def _constant(epoch: int, total: int, p_const: float) -> float:
+    """A fixed share p_const in every epoch."""
+    return p_const
+
+
+def _step(epoch: int, total: int, p_const: float) -> float:
+    """LibriSpeech only for the first half of the epochs, VoxCeleb1 only after."""
+    return 0.0 if epoch <= total / 2 else 1.0
+
+
+def _cosine(epoch: int, total: int, p_const: float) -> float:
+    """(1 - cos(pi e / E)) / 2: a slow start and a slow finish."""
+    return (1.0 - math.cos(math.pi * epoch / total)) / 2.0
+
+
+def _none(epoch: int, total: int, p_const: float) -> float:
+    """OS-KDFT: LibriSpeech only."""
+    return 0.0
+
+
+# p(epoch, total, p_const): probability that a KD item comes from VoxCeleb1 at epoch 1..total.
+SCHEDULES: dict[str, Callable[[int, int, float], float]] = {
+    'linear': _linear, 'constant': _constant, 'step': _step, 'cosine': _cosine, 'none': _none,
+}
+
+
+def kd_probability(schedule: str, epoch: int, total: int, p_const: float) -> float:
+    """p(epoch) of the named schedule, with the schedule name and the epoch range checked."""
+    if schedule not in SCHEDULES:
+        raise ValueError(f"curriculum {schedule!r} unknown; choose among {sorted(SCHEDULES)}")
+    if not 1 <= epoch <= total:
+        raise ValueError(f"epoch {epoch} outside 1..{total} (epochs are numbered from 1)")
+    if not 0.0 <= p_const <= 1.0:
+        raise ValueError(f"curriculum_p must lie in [0, 1], got {p_const}")
+    return SCHEDULES[schedule](epoch, total, p_const)
+
+
+class CurriculumTrainSet(Dataset):
+    """Item i = (KD crop, FT crop of dev utterance i, its speaker label, whether the KD crop is VoxCeleb1)."""
+
+    def __init__(self, ft_utts: list[Utterance], speakers: dict[str, int], kd_paths: list[str], crop_size: int,
+                 schedule: str, total_epochs: int, seed: int, rank: int = 0, p_const: float = 0.5,
+                 max_bad_fraction: float = 0.0) -> None:
+        if not ft_utts:
+            raise ValueError("the training list is empty (no VoxCeleb1 dev utterances; check path_train)")
+        if crop_size <= 0:
+            raise ValueError(f"crop_size must be positive, got {crop_size}")
+        unknown = sorted({u.speaker for u in ft_utts} - speakers.keys())
+        if unknown:
+            raise ValueError(f"speakers missing from the speaker table: {unknown[:10]} ({len(unknown)} in all)")
+        lowest = min(kd_probability(schedule, e, total_epochs, p_const) for e in range(1, total_epochs + 1))
+        if not kd_paths and lowest < 1.0:
+            raise ValueError(f"curriculum {schedule!r} draws LibriSpeech KD items (p(VoxCeleb) = {lowest:.3f} < 1 "
+                             f"in some epoch) but no LibriSpeech files were given: set path_libri")
+        self.ft_utts = ft_utts
+        self.labels = np.array([speakers[u.speaker] for u in ft_utts], dtype=np.int64)  # [U]
+        self.kd_paths = kd_paths
+        self.crop_size = crop_size
+        self.schedule = schedule
+        self.total_epochs = total_epochs
+        self.seed = seed
+        self.rank = rank
+        self.p_const = p_const
+        self.max_bad_fraction = max_bad_fraction
+        self.bad_files: set[str] = set()
+        self.set_epoch(1)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select epoch `epoch` (1-based): its VoxCeleb probability and its LibriSpeech order."""
+        self.p_vox = kd_probability(self.schedule, epoch, self.total_epochs, self.p_const)
+        self.epoch = epoch
+        self.kd_order = np.random.default_rng([self.seed, epoch]).permutation(len(self.kd_paths))  # [K]
+
+    def __len__(self) -> int:
+        return len(self.ft_utts)
+
+    def _rng(self, i: int) -> np.random.Generator:
+        return np.random.default_rng([self.seed, self.epoch, self.rank, i])
+
+    def _draw_kd(self, i: int, rng: np.random.Generator) -> tuple[bool, str]:
+        """Source and file of the KD item: VoxCeleb1 with probability p_vox, else the epoch's LibriSpeech order."""
+        if rng.random() < self.p_vox:
+            return True, self.ft_utts[int(rng.integers(len(self.ft_utts)))].path
+        return False, self.kd_paths[int(self.kd_order[i % len(self.kd_paths)])]
+
+    def kd_source(self, i: int) -> tuple[bool, str]:
+        """(from VoxCeleb1, path) of item i's KD crop at the current epoch, without reading audio."""
+        return self._draw_kd(i, self._rng(i))
+
+    def _tolerate(self, path: str, err: AudioError) -> None:
+        """Record an unreadable file; re-raise unless bad files stay within max_bad_fraction of all files."""
+        if self.max_bad_fraction <= 0.0:
+            raise err
+        self.bad_files.add(path)
+        allowed = self.max_bad_fraction * (len(self.ft_utts) + len(self.kd_paths))
+        if len(self.bad_files) > allowed:
+            raise AudioError(f"{len(self.bad_files)} unreadable training files (more than max_bad_audio_fraction="
+                             f"{self.max_bad_fraction} of {len(self.ft_utts) + len(self.kd_paths)}); last: {err}")
+        warnings.warn(f"skipping unreadable training file ({err}); a replacement is drawn", stacklevel=3)
+
+    def _crop(self, path: str, label: int, rng: np.random.Generator,
+              redraw: Callable[[np.random.Generator], tuple[str, int]]) -> tuple[np.ndarray, int]:
+        """A crop of `path`, or (bad files tolerated) of a replacement file from `redraw`, with its label."""
+        for _ in range(_MAX_TRIES):
+            try:
+                return read_crop(path, self.crop_size, rng), label
+            except AudioError as err:
+                self._tolerate(path, err)
+                path, label = redraw(rng)
+        raise AudioError(f"{_MAX_TRIES} unreadable files in a row while drawing a training item (last: {path})")
+
+    def _redraw_ft(self, rng: np.random.Generator) -> tuple[str, int]:
+        j = int(rng.integers(len(self.ft_utts)))
+        return self.ft_utts[j].path, int(self.labels[j])
+
+    def _redraw_vox_kd(self, rng: np.random.Generator) -> tuple[str, int]:
+        return self.ft_utts[int(rng.integers(len(self.ft_utts)))].path, -1
+
+    def _redraw_libri_kd(self, rng: np.random.Generator) -> tuple[str, int]:
+        return self.kd_paths[int(rng.integers(len(self.kd_paths)))], -1
+
+    def __getitem__(self, i: int) -> tuple[np.ndarray, np.ndarray, int, bool]:
+        rng = self._rng(i)
+        from_vox, kd_path = self._draw_kd(i, rng)
+        kd_redraw = self._redraw_vox_kd if from_vox else self._redraw_libri_kd
+        wav_kd, _ = self._crop(kd_path, -1, rng, kd_redraw)  # [crop]
+        wav_ft, label = self._crop(self.ft_utts[i].path, int(self.labels[i]), rng, self._redraw_ft)  # [crop]
+        return wav_kd, wav_ft, label, from_vox
+
+
+def collate_train(batch: list[tuple[np.ndarray, np.ndarray, int, bool]]
+                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Stack items into (x_kd [B, S] float32, x_ft [B, S] float32, y [B] int64, from_vox [B] bool)."""
+    x_kd = torch.from_numpy(np.stack([item[0] for item in batch]))  # [B, S]
+    x_ft = torch.from_numpy(np.stack([item[1] for item in batch]))  # [B, S]
+    y = torch.tensor([item[2] for item in batch], dtype=torch.int64)  # [B]
+    from_vox = torch.tensor([item[3] for item in batch], dtype=torch.bool)  # [B]
+    return x_kd, x_ft, y, from_vox
