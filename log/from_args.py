@@ -1,0 +1,41 @@
+"""Building the run's logger from the arguments of `arguments.py`.
+
+use_wandb / use_neptune are settings: each enabled tracker is added through a small
+key -> enabler registry, with its user, token (empty: taken from the environment) and mode keys.
+"""
+from __future__ import annotations
+
+import os
+from typing import Callable
+
+from log.builder import LogModuleController
+
+Builder = LogModuleController.Builder
+
+# argument key that turns a tracker on -> how to add it from the arguments
+TRACKER_SWITCHES: dict[str, Callable[[Builder, dict], Builder]] = {
+    'use_wandb': lambda builder, args: builder.use_wandb(args['wandb_user'], args['wandb_token']),
+    'use_neptune': lambda builder, args: builder.use_neptune(args['neptune_user'], args['neptune_token'],
+                                                             mode=args['neptune_mode']),
+}
+
+
+def build_logger(args: dict, run_dir: str, source_dir: str) -> LogModuleController:
+    """The rank-0 logger of a run: local files in `run_dir` (= path_log/project/name), the sources of
+    `source_dir` copied there, plus every tracker switched on; the (masked) arguments logged first."""
+    expected = os.path.join(args['path_log'], args['project'], args['name'])
+    if os.path.abspath(expected) != os.path.abspath(run_dir):
+        raise ValueError(f"build_logger: run_dir {run_dir!r} is not path_log/project/name = {expected!r}")
+    builder = (Builder(args['name'], args['project'])
+               .tags(args['tags'])
+               .description(args['description'])
+               .save_source_files(source_dir)
+               .use_local(args['path_log']))
+    for switch, enable in TRACKER_SWITCHES.items():
+        if not isinstance(args[switch], bool):
+            raise TypeError(f"argument '{switch}' must be True or False, got {args[switch]!r}")
+        if args[switch]:
+            enable(builder, args)
+    logger = builder.build()
+    logger.log_arguments(args)
+    return logger
