@@ -58,7 +58,7 @@ EXPERIMENT_ARGS = {
     'student_hidden_layer_size': 768,       # must equal the teacher's hidden size
     'student_hidden_layer_num': 2,          # transformer layers in the student
     'init_teacher_idx': [0, 1],             # teacher layer copied into each student layer
-    'student_dropout': None,                # hidden/attention/activation dropout; None = teacher config's
+    'student_dropout': None,                # every dropout rate of the student; None = teacher config's
     'student_layerdrop': None,              # LayerDrop rate; None = teacher config's (0.1 for HuBERT-base)
     'student_mask_time_prob': None,         # SpecAugment time-mask rate; None = teacher config's (0.05)
     'adapter_size': 64,                     # OS-KDFT adapter bottleneck (method os_kdft)

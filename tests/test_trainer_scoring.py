@@ -22,7 +22,7 @@ def test_scores_equal_explicit_loops():
         expect_tta = np.mean([cosine(tta[a, p], tta[b, q]) for p in range(k) for q in range(k)])
         assert scores['full'][j] == pytest.approx(expect_full, abs=1e-5)
         assert scores['tta'][j] == pytest.approx(expect_tta, abs=1e-5)
-        assert scores['full+tta'][j] == pytest.approx((expect_full + expect_tta) / 2, abs=1e-5)
+        assert scores['full_tta'][j] == pytest.approx((expect_full + expect_tta) / 2, abs=1e-5)
 
 
 def test_tta_only_when_no_full_embeddings():

@@ -59,7 +59,7 @@ def _normalise(x: np.ndarray) -> np.ndarray:
 
 def score_trials(full: np.ndarray | None, tta: np.ndarray, enroll: np.ndarray, test: np.ndarray
                  ) -> dict[str, np.ndarray]:
-    """Cosine trial scores, vectorised: 'tta' and, when full embeddings exist, 'full' and 'full+tta'.
+    """Cosine trial scores, vectorised: 'tta' and, when full embeddings exist, 'full' and 'full_tta'.
 
     The mean cosine over all K x K segment pairs equals the dot product of the mean unit vectors.
     """
@@ -68,7 +68,7 @@ def score_trials(full: np.ndarray | None, tta: np.ndarray, enroll: np.ndarray, t
     if full is not None:
         unit = _normalise(full)  # [N, E]
         scores['full'] = np.einsum('ij,ij->i', unit[enroll], unit[test])
-        scores['full+tta'] = (scores['full'] + scores['tta']) / 2
+        scores['full_tta'] = (scores['full'] + scores['tta']) / 2
     return scores
 
 

@@ -1,0 +1,91 @@
+"""OS-KDFT2 entry point: arguments → processes → build → train → evaluate.
+
+    python main.py                                  # built-in demo (no data or weights needed)
+    python main.py path_train=/data/vox1/dev/wav path_test=/data/vox1/test/wav \\
+        path_trials=/data/vox1/veri_test2.txt path_libri=/data/LibriSpeech/train-clean-100
+"""
+from __future__ import annotations
+
+import json
+import os
+
+from arguments import EXPERIMENT_ARGS, get_args, is_demo
+from data.demo import make_demo_corpus
+from log import build_logger
+from models.teacher import make_tiny_teacher
+from trainer import checkpoint
+from trainer.build import build_data, build_trainer
+from trainer.distributed import DistEnv, launch
+from utils.seed import seed_everything
+
+SOURCE_DIR = os.path.dirname(os.path.abspath(__file__))
+
+
+def prepare_demo(args: dict) -> dict:
+    """Point the data and teacher keys at the built-in demo: a synthetic corpus and a tiny random HuBERT."""
+    paths = make_demo_corpus(args['path_demo'], seed=args['rand_seed'])
+    resolved = {**args, 'path_train': paths.path_train, 'path_test': paths.path_test,
+                'path_trials': paths.path_trials, 'path_libri': paths.path_libri}
+    if args['huggingface_url'] == EXPERIMENT_ARGS['huggingface_url']:
+        teacher = os.path.join(args['path_demo'], f"tiny_hubert_h{args['student_hidden_layer_size']}_random")
+        if not os.path.isdir(teacher):
+            make_tiny_teacher(teacher, 'hubert', hidden_size=args['student_hidden_layer_size'],
+                              num_layers=max(args['target_layer_idx']), seed=args['rand_seed'])
+        resolved['huggingface_url'] = teacher
+    print('=' * 78)
+    print('BUILT-IN DEMO: no data set is configured (path_train is empty).')
+    print(f"  corpus : synthetic voices in {paths.path_train} (VoxCeleb1 / LibriSpeech layouts)")
+    print(f"  teacher: {resolved['huggingface_url']}")
+    print('           a tiny HuBERT with RANDOM weights, loaded through from_pretrained like a real one;')
+    print('           the demo shows the method running end to end; its numbers say nothing about the paper.')
+    print('=' * 78, flush=True)
+    return resolved
+
+
+def run(env: DistEnv, payload: tuple[dict, str, bool]) -> None:
+    """One rank: seed, logger (rank 0 only), data, models, training, final evaluation of the best state."""
+    args, run_dir, demo = payload
+    seed_everything(args['rand_seed'])
+    logger = build_logger(args, run_dir, SOURCE_DIR) if env.is_main else None
+    data = build_data(args)
+    if env.is_main and args['validation'] == 'test':
+        print('note: validation="test" selects the best epoch on the test trials themselves, as the original '
+              'did (optimistic); validation=heldout holds dev speakers out instead', flush=True)
+    trainer = build_trainer(args, env, data, logger, run_dir)
+    if args['resume']:
+        trainer.resume(os.path.join(run_dir, checkpoint.LAST))
+    try:
+        state = trainer.fit()
+        if state.epoch == args['epoch']:
+            results = trainer.final_evaluation(data.test)
+            if env.is_main:
+                report(results, state, run_dir, demo)
+    finally:
+        if logger is not None:
+            logger.finish()
+
+
+def report(results: dict, state, run_dir: str, demo: bool) -> None:
+    """Write results.json and print the final figures (rank 0)."""
+    with open(os.path.join(run_dir, 'results.json'), 'w') as f:
+        json.dump({'best_epoch': state.best_epoch, 'best_val_eer': state.best_eer, 'final': results}, f, indent=1)
+    for name, metrics in results.items():
+        m = metrics['full_tta']
+        print(f"final Vox1-{name} (best epoch {state.best_epoch}, full+TTA): EER {m['eer']:.2f} % | "
+              f"minDCF(0.01) {m['min_dcf_0.01']:.4f} | minDCF(0.05) {m['min_dcf_0.05']:.4f}")
+    print(f'results, logs and checkpoints: {run_dir}')
+    if demo:
+        print('run the paper experiment: python main.py path_train=<vox1 dev> path_test=<vox1 test> '
+              'path_trials=<veri_test2.txt> path_libri=<LibriSpeech/train-clean-100> (see README)')
+
+
+def main() -> None:
+    args = get_args()
+    resolved = prepare_demo(args) if is_demo(args) else args
+    run_dir = checkpoint.prepare_run_dir(args['path_log'], args['project'], args['name'], args['resume'])
+    print(f'run directory: {run_dir}')
+    launch(run, (resolved, run_dir, is_demo(args)), args['usable_gpu'], args['cpu_processes'])
+
+
+if __name__ == '__main__':
+    main()
