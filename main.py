@@ -79,8 +79,9 @@ def report(results: dict, state, run_dir: str, demo: bool) -> None:
               'path_trials=<veri_test2.txt> path_libri=<LibriSpeech/train-clean-100> (see README)')
 
 
-def main() -> None:
-    args = get_args()
+def main(argv: list[str] | None = None) -> None:
+    """Parse `key=value` arguments (sys.argv by default), prepare the run directory, start every rank."""
+    args = get_args(argv)
     resolved = prepare_demo(args) if is_demo(args) else args
     run_dir = checkpoint.prepare_run_dir(args['path_log'], args['project'], args['name'], args['resume'])
     print(f'run directory: {run_dir}')

@@ -78,6 +78,7 @@ class TrainState:
     best_epoch: int = 0
     nonfinite_total: int = 0
     history: list = field(default_factory=list)
+    partial: dict = field(default_factory=dict)  # loss sums and step count of an interrupted epoch
 
 
 class Trainer:
@@ -133,14 +134,16 @@ class Trainer:
         skip = self.state.step
         self.train_set.set_epoch(epoch)
         self.sampler.set_epoch(epoch, skip * self.cfg.batch_size)
+        batches = iter(self.loader)  # before seeding: creating the iterator draws from torch's RNG
         if self.rng_on_resume is not None:
             set_rng_state(self.rng_on_resume)
             self.rng_on_resume = None
         else:
             seed_everything(self.cfg.seed, epoch, self.env.rank)
         self.model.train()
-        sums, count, nonfinite_run, started = {}, 0, 0, time.time()
-        bar = tqdm(self.loader, desc=f'epoch {epoch}/{self.cfg.epochs}', disable=not (self.env.is_main and self.cfg.progress),
+        sums, count = dict(self.state.partial.get('sums', {})), self.state.partial.get('count', 0)
+        nonfinite_run, started = 0, time.time()
+        bar = tqdm(batches, desc=f'epoch {epoch}/{self.cfg.epochs}', disable=not (self.env.is_main and self.cfg.progress),
                    initial=skip, total=skip + len(self.loader), dynamic_ncols=True, leave=False,
                    mininterval=0.5 if sys.stderr.isatty() else 60.0)
         for step, items in enumerate(bar, start=skip + 1):
@@ -158,14 +161,15 @@ class Trainer:
                 for name, value in losses.items():
                     sums[name] = sums.get(name, 0.0) + value
                 count += 1
-                rate = count * self.cfg.batch_size * self.env.world_size / (time.time() - started)
+                rate = (step - skip) * self.cfg.batch_size * self.env.world_size / (time.time() - started)
                 bar.set_postfix(loss=f"{losses['loss']:.3f}", utt_s=f'{rate:.1f}', refresh=False)
             if not all_ranks_agree(not self.stop_requested, self.env):
                 self.state.step = step
+                self.state.partial = {'sums': sums, 'count': count}
                 self.save(checkpoint.LAST)
                 return None
         self.scheduler.step()
-        self.state.step = 0
+        self.state.step, self.state.partial = 0, {}
         means = {name: total / max(count, 1) for name, total in sums.items()}
         ranks = gather_objects(means, self.env)
         return {name: float(np.mean([r[name] for r in ranks if name in r])) for name in means}

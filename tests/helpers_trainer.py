@@ -1,0 +1,23 @@
+"""A tiny corpus and teacher shared by the trainer tests, and the `key=value` arguments that point at them."""
+import os
+
+from data.demo import make_demo_corpus
+from models.teacher import make_tiny_teacher
+
+TINY_SIZES = dict(dev_speakers=6, utts_per_speaker=6, test_speakers=4, test_utts_per_speaker=4,
+                  libri_speakers=2, libri_utts_per_speaker=4, num_trials=40)
+
+
+def tiny_arguments(root: str, **extra) -> list[str]:
+    """Arguments for a few-second run: small corpus, 48-wide 3-layer random HuBERT, 0.5 s crops."""
+    paths = make_demo_corpus(os.path.join(root, 'corpus'), seed=1, **TINY_SIZES)
+    teacher = os.path.join(root, 'teacher')
+    if not os.path.isdir(teacher):
+        make_tiny_teacher(teacher, 'hubert', hidden_size=48, num_layers=3, intermediate_size=96, conv_dim=16)
+    settings = dict(path_train=paths.path_train, path_test=paths.path_test, path_trials=paths.path_trials,
+                    path_libri=paths.path_libri, huggingface_url=teacher, student_hidden_layer_size=48,
+                    target_layer_idx=[1, 2, 3], embed_size=16, adapter_size=8, batch_size=8, crop_size=8000,
+                    seg_size=8000, num_seg=2, epoch=2, lr=2e-3, lr_min=1e-4, num_workers=0, usable_gpu='cpu',
+                    path_log=os.path.join(root, 'runs'))
+    settings.update(extra)
+    return [f'{k}={v}' for k, v in settings.items()]

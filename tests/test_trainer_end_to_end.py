@@ -1,0 +1,61 @@
+"""main.py end to end on a tiny corpus: both joint methods train, log EER/minDCF and keep checkpoints."""
+import json
+import os
+
+import pytest
+import torch
+
+import main
+from helpers_trainer import tiny_arguments
+from trainer import checkpoint
+
+
+@pytest.fixture(scope='module')
+def root(tmp_path_factory):
+    return str(tmp_path_factory.mktemp('e2e'))
+
+
+@pytest.mark.parametrize('method', ['os_kdft2', 'os_kdft'])
+def test_joint_methods_train_two_epochs(root, method):
+    main.main(tiny_arguments(root, method=method, name=method))
+    run = os.path.join(root, 'runs', 'OS-KDFT2', method)
+    last = checkpoint.load(os.path.join(run, checkpoint.LAST))
+    history = last['state']['history']
+    assert [h['epoch'] for h in history] == [1, 2]
+    assert history[1]['loss'] < history[0]['loss']
+    assert history[1]['loss/kd'] < history[0]['loss/kd']
+    assert os.path.isfile(os.path.join(run, checkpoint.BEST))
+    best = checkpoint.load(os.path.join(run, checkpoint.BEST))
+    assert best['state']['epoch'] == last['state']['best_epoch']
+    with open(os.path.join(run, 'eer', 'val.txt')) as f:
+        lines = f.read().splitlines()
+    assert [line.split(']')[0] for line in lines] == ['[1', '[2']
+    assert float(lines[1].split(':')[1]) == pytest.approx(history[1]['eer_val'])
+    results = json.load(open(os.path.join(run, 'results.json')))['final']['O']
+    for kind in ('full', 'tta', 'full_tta'):
+        assert 0.0 <= results[kind]['eer'] <= 100.0
+        assert 0.0 <= results[kind]['min_dcf_0.01'] <= 1.0 + 1e-9
+    assert os.path.isfile(os.path.join(run, 'min_dcf_0.01', 'final_O', 'full_tta.txt'))
+    # the method's recipe reached the model: adapters only for os_kdft
+    has_adapter = any('adapter' in k for k in last['model'])
+    assert has_adapter == (method == 'os_kdft')
+    assert not any(k.startswith('teacher') for k in last['model'])
+
+
+def test_second_run_with_same_name_fails_and_leaves_files_untouched(root):
+    args = tiny_arguments(root, name='twice', epoch=1)
+    main.main(args)
+    run = os.path.join(root, 'runs', 'OS-KDFT2', 'twice')
+    before = {}
+    for folder, _, files in os.walk(run):
+        for name in files:
+            path = os.path.join(folder, name)
+            before[path] = open(path, 'rb').read()
+    with pytest.raises(SystemExit, match='resume=True'):
+        main.main(args)
+    after = {os.path.join(folder, name) for folder, _, files in os.walk(run) for name in files}
+    assert after == set(before)
+    assert all(open(path, 'rb').read() == data for path, data in before.items())
+    # the weights in the checkpoint still load
+    state = torch.load(os.path.join(run, checkpoint.LAST), weights_only=False)
+    assert state['state']['epoch'] == 1

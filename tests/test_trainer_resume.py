@@ -1,0 +1,58 @@
+"""Exact resume: a run stopped by SIGTERM (at an epoch boundary, then mid-epoch) and resumed ends with the
+same parameters, validation history and final metrics as the uninterrupted run."""
+import json
+import os
+import signal
+
+import pytest
+import torch
+
+import main
+import trainer.fit
+from helpers_trainer import tiny_arguments
+from trainer import checkpoint
+
+STEPS_PER_EPOCH = 4  # 36 training utterances, batch 8, drop_last
+
+
+def _run_dir(root, name):
+    return os.path.join(root, 'runs', 'OS-KDFT2', name)
+
+
+def test_interrupted_and_resumed_run_equals_straight_run(tmp_path, monkeypatch):
+    root = str(tmp_path)
+    main.main(tiny_arguments(root, name='straight'))
+
+    real_step, calls = trainer.fit.train_step, {'n': 0}
+    stop_after = {STEPS_PER_EPOCH, STEPS_PER_EPOCH + 1}  # end of epoch 1, then one step into epoch 2
+
+    def step_then_maybe_sigterm(*args, **kwargs):
+        out = real_step(*args, **kwargs)
+        calls['n'] += 1
+        if calls['n'] in stop_after:
+            os.kill(os.getpid(), signal.SIGTERM)  # the real signal; the trainer's handler catches it
+        return out
+
+    monkeypatch.setattr(trainer.fit, 'train_step', step_then_maybe_sigterm)
+    main.main(tiny_arguments(root, name='resumed'))
+    stopped = checkpoint.load(os.path.join(_run_dir(root, 'resumed'), checkpoint.LAST))
+    assert (stopped['state']['epoch'], stopped['state']['step']) == (0, STEPS_PER_EPOCH)
+    assert not os.path.exists(os.path.join(_run_dir(root, 'resumed'), 'results.json'))
+
+    main.main(tiny_arguments(root, name='resumed', resume=True))
+    stopped = checkpoint.load(os.path.join(_run_dir(root, 'resumed'), checkpoint.LAST))
+    assert (stopped['state']['epoch'], stopped['state']['step']) == (1, 1)
+
+    main.main(tiny_arguments(root, name='resumed', resume=True))
+    assert calls['n'] == 2 * STEPS_PER_EPOCH  # every step ran exactly once over the three sessions
+
+    a = checkpoint.load(os.path.join(_run_dir(root, 'straight'), checkpoint.LAST))
+    b = checkpoint.load(os.path.join(_run_dir(root, 'resumed'), checkpoint.LAST))
+    assert a['model'].keys() == b['model'].keys()
+    for key in a['model']:
+        assert torch.equal(a['model'][key], b['model'][key]), key
+    assert a['state']['history'] == b['state']['history']
+    ra = json.load(open(os.path.join(_run_dir(root, 'straight'), 'results.json')))
+    rb = json.load(open(os.path.join(_run_dir(root, 'resumed'), 'results.json')))
+    assert ra == rb
+    assert ra['final']['O']['full_tta']['eer'] == pytest.approx(rb['final']['O']['full_tta']['eer'])
