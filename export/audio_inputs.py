@@ -1,0 +1,65 @@
+"""Audio files given on the command line: checked up front, then embedded exactly like the training's evaluation.
+
+Embedding goes through trainer.evaluate.extract_embeddings and data.eval_sets.EvalSet, so an exported model sees
+the same whole-utterance input and the same evenly spaced TTA segments as the final evaluation did.
+"""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import torch
+
+from data.eval_sets import EvalSet
+from data.voxceleb import AUDIO_EXTENSIONS, Utterance
+from export.model import ExportedModel
+from export.spec import ExportError
+from trainer.distributed import DistEnv
+from trainer.evaluate import extract_embeddings
+
+
+def check_audio_path(path: str) -> str:
+    """Return `path` when it is an existing .wav / .flac file; else an ExportError naming it."""
+    if not path.lower().endswith(AUDIO_EXTENSIONS):
+        raise ExportError(f"unsupported audio format: {path}; expected a {' or '.join(AUDIO_EXTENSIONS)} file")
+    if not os.path.isfile(path):
+        raise ExportError(f"audio file not found: {path}")
+    return path
+
+
+def read_path_list(list_path: str) -> list[str]:
+    """Audio paths of a list file, one per line (blank lines skipped; relative paths are relative to the cwd)."""
+    if not os.path.isfile(list_path):
+        raise ExportError(f"audio list not found: {list_path}; expected a text file with one audio path per line")
+    with open(list_path, encoding='utf-8') as handle:
+        paths = [line.strip() for line in handle if line.strip()]
+    if not paths:
+        raise ExportError(f"audio list {list_path} is empty; expected one audio path per line")
+    return paths
+
+
+def locate_keys(keys: list[str], roots: list[str]) -> list[str]:
+    """Path of each trial key below the first of `roots` that holds it (keys like id10270/x6uYqmx31kE/00001.wav)."""
+    missing_roots = [r for r in roots if not os.path.isdir(r)]
+    if missing_roots:
+        raise ExportError(f"audio root not found: {missing_roots[0]}; expected a directory holding the trial keys")
+    paths = []
+    for key in keys:
+        candidates = [os.path.join(root, key) for root in roots]
+        found = [c for c in candidates if os.path.isfile(c)]
+        if not found:
+            raise ExportError(f"trial key {key} not found below {' or '.join(roots)} (no file {candidates[0]})")
+        paths.append(check_audio_path(found[0]))
+    return paths
+
+
+def embed_paths(model: ExportedModel, paths: list[str], keys: list[str], device: torch.device
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """Full-utterance [N, E] and TTA-segment [N, num_seg, E] embeddings of `paths`, in their order."""
+    for path in paths:
+        check_audio_path(path)
+    utts = [Utterance(path=path, key=key, speaker='') for path, key in zip(paths, keys)]
+    eval_set = EvalSet(utts, model.seg_size, model.num_seg)
+    full, tta = extract_embeddings(model.embed, eval_set, DistEnv(rank=0, world_size=1, device=device),
+                                   num_workers=0, amp=False, full=True)
+    return full, tta  # [N, E], [N, K, E]

@@ -1,0 +1,91 @@
+"""`python -m export <subcommand>`: embed, score, verify with an exported model, or export a checkpoint.
+
+Subcommands are chosen through the COMMANDS registry; a user error (missing file, wrong format, not an export,
+existing output directory) stops with one line naming it, never a traceback.
+"""
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+
+from data.audio import AudioError
+from export.commands import run_embed, run_export, run_score, run_verify
+from export.spec import ExportError
+
+DEFAULT_DEVICE = 'cuda' if torch.cuda.is_available() else 'cpu'
+
+
+@dataclass(frozen=True)
+class Command:
+    """One subcommand: its help line, its arguments and what it runs."""
+    help: str
+    add_arguments: Callable[[argparse.ArgumentParser], None]
+    run: Callable[[argparse.Namespace], None]
+
+
+def _model_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument('--model', required=True, metavar='DIR', help='export directory (export.json + weights)')
+
+
+def _embed_arguments(parser: argparse.ArgumentParser) -> None:
+    _model_argument(parser)
+    parser.add_argument('--out', required=True, metavar='FILE.npz', help='embeddings file to write')
+    parser.add_argument('--list', metavar='LIST.txt', help='text file with one audio path per line')
+    parser.add_argument('files', nargs='*', metavar='AUDIO', help='.wav / .flac files')
+
+
+def _score_arguments(parser: argparse.ArgumentParser) -> None:
+    _model_argument(parser)
+    parser.add_argument('--trials', required=True, metavar='TRIALS.txt',
+                        help="VoxCeleb-format list: 'label enroll test' or 'enroll test' lines")
+    parser.add_argument('--audio-root', required=True, nargs='+', metavar='ROOT',
+                        help='folder(s) holding the trial keys (<speaker>/<video>/<utt>.wav); first match wins')
+    parser.add_argument('--out', required=True, metavar='SCORES.txt', help="scores file: 'score enroll test' lines")
+
+
+def _verify_arguments(parser: argparse.ArgumentParser) -> None:
+    _model_argument(parser)
+    parser.add_argument('enroll', metavar='A', help='first audio file')
+    parser.add_argument('test', metavar='B', help='second audio file')
+
+
+def _export_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument('--checkpoint', required=True, metavar='CKPT',
+                        help='training checkpoint holding an export entry (e.g. RUN_DIR/checkpoint_best.pt)')
+    parser.add_argument('--out', required=True, metavar='DIR', help='new export directory (never overwritten)')
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument('--threshold', type=float,
+                        help='decision threshold on full_tta scores (mean of full and TTA cosine)')
+    source.add_argument('--trials', metavar='TRIALS.txt', help='labelled list: threshold set at its EER')
+    parser.add_argument('--audio-root', nargs='+', metavar='ROOT', help='folder(s) holding the keys of --trials')
+
+
+COMMANDS = {
+    'embed': Command('embeddings (full + TTA segments) of audio files into a .npz', _embed_arguments, run_embed),
+    'score': Command('score a trial list; EER and minDCF when it has labels', _score_arguments, run_score),
+    'verify': Command('same or different speaker for two audio files', _verify_arguments, run_verify),
+    'export': Command('export a training checkpoint into a model directory', _export_arguments, run_export),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with one sub-parser per registered command."""
+    parser = argparse.ArgumentParser(prog='python -m export', description=__doc__.splitlines()[0])
+    subparsers = parser.add_subparsers(dest='command', required=True, metavar='COMMAND')
+    for name, command in COMMANDS.items():
+        sub = subparsers.add_parser(name, help=command.help, description=command.help)
+        command.add_arguments(sub)
+        sub.add_argument('--device', default=DEFAULT_DEVICE, help=f'torch device (default {DEFAULT_DEVICE})')
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Parse `argv` (sys.argv[1:] when None) and run the chosen command; user errors exit with one line."""
+    args = build_parser().parse_args(argv)
+    try:
+        COMMANDS[args.command].run(args)
+    except (ExportError, AudioError) as error:
+        raise SystemExit('error: ' + str(error).replace('\n', ' ')) from None

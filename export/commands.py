@@ -1,0 +1,116 @@
+"""What each subcommand of `python -m export` does, given its parsed arguments; cli.py maps names to these."""
+from __future__ import annotations
+
+import argparse
+import os
+
+import numpy as np
+import torch
+
+from export.audio_inputs import check_audio_path, embed_paths, read_path_list
+from export.spec import SCORE_KIND, ExportError
+from export.store import check_new_directory, export_from_checkpoint, load_exported, model_from_checkpoint, \
+    save_export
+from export.trial_scoring import has_both_classes, read_trial_pairs, score_trial_list
+from trainer.evaluate import score_trials
+from utils.metrics import verification_metrics
+
+
+def resolve_device(name: str) -> torch.device:
+    """The torch device named on the command line; CUDA only when this machine has it."""
+    try:
+        device = torch.device(name)
+    except RuntimeError as error:
+        raise ExportError(f"--device {name!r}: not a torch device ({error}); use cpu or cuda") from error
+    if device.type == 'cuda' and not torch.cuda.is_available():
+        raise ExportError(f"--device {name!r}: CUDA is not available on this machine; use --device cpu")
+    return device
+
+
+def check_output_file(path: str, suffix: str = '') -> str:
+    """Return `path` when its folder exists and it ends with `suffix` (any name when empty); else an ExportError."""
+    if not path.endswith(suffix):
+        raise ExportError(f"--out {path}: expected a file name ending in {suffix}")
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise ExportError(f"--out {path}: folder {folder} does not exist")
+    return path
+
+
+def run_embed(args: argparse.Namespace) -> None:
+    """Embed audio files: keys, full-utterance and TTA-segment embeddings into one .npz."""
+    paths = list(args.files) + (read_path_list(args.list) if args.list else [])
+    if not paths:
+        raise ExportError("embed: no audio files given; pass files, or --list LIST.txt with one path per line")
+    for path in paths:
+        check_audio_path(path)
+    out = check_output_file(args.out, '.npz')
+    device = resolve_device(args.device)
+    model = load_exported(args.model, device)
+    full, tta = embed_paths(model, paths, paths, device)  # [N, E], [N, K, E]
+    np.savez(out, keys=np.array(paths), full=full, tta=tta, seg_size=np.int64(model.seg_size),
+             num_seg=np.int64(model.num_seg))
+    print(f"wrote {len(paths)} embeddings ({full.shape[1]} dims, {tta.shape[1]} TTA segments of "
+          f"{model.seg_size} samples each) to {out}")
+
+
+def _print_metrics(scores: np.ndarray, labels: np.ndarray, threshold: float) -> None:
+    """EER, minDCF, and the error rates of the export's own decision threshold."""
+    metrics = verification_metrics(scores, labels)
+    accepted = scores >= threshold  # [N]
+    miss = 100.0 * float(np.mean(~accepted[labels == 1]))
+    false_alarm = 100.0 * float(np.mean(accepted[labels == 0]))
+    print(f"EER {metrics['eer']:.4f} % | minDCF(0.01) {metrics['min_dcf_0.01']:.4f} | "
+          f"minDCF(0.05) {metrics['min_dcf_0.05']:.4f} | EER threshold {metrics['threshold']:.6f}")
+    print(f"at the export's threshold {threshold:.6f}: miss {miss:.2f} %, false alarm {false_alarm:.2f} %")
+
+
+def run_score(args: argparse.Namespace) -> None:
+    """Score a trial list: `score enroll test` lines, and EER / minDCF when the list has labels."""
+    out = check_output_file(args.out)
+    pairs = read_trial_pairs(args.trials)
+    device = resolve_device(args.device)
+    model = load_exported(args.model, device)
+    scores = score_trial_list(model, pairs, args.audio_root, device)  # [N]
+    with open(out, 'w', encoding='utf-8') as handle:
+        handle.writelines(f"{s:.6f} {e} {t}\n" for s, e, t in zip(scores.tolist(), pairs.enroll, pairs.test))
+    print(f"wrote {len(scores)} {SCORE_KIND} cosine scores to {out}")
+    if has_both_classes(pairs.labels):
+        _print_metrics(scores, pairs.labels, model.threshold)
+    elif pairs.labels is not None:
+        print(f"no EER / minDCF: {args.trials} needs both target (1) and non-target (0) trials")
+
+
+def run_verify(args: argparse.Namespace) -> None:
+    """Score one pair of files and decide same / different speaker at the export's threshold."""
+    paths = [check_audio_path(args.enroll), check_audio_path(args.test)]
+    device = resolve_device(args.device)
+    model = load_exported(args.model, device)
+    full, tta = embed_paths(model, paths, paths, device)  # [2, E], [2, K, E]
+    score = float(score_trials(full, tta, np.array([0]), np.array([1]))[SCORE_KIND][0])
+    decision = 'same speaker' if score >= model.threshold else 'different speakers'
+    print(f"score {score:.6f} | {decision} (threshold {model.threshold:.6f}, {SCORE_KIND} cosine)")
+
+
+def run_export(args: argparse.Namespace) -> None:
+    """Export a checkpoint, its threshold given or set at the EER of a labelled trial list."""
+    check_new_directory(args.out)
+    if args.threshold is not None:
+        export_from_checkpoint(args.checkpoint, args.out, args.threshold)
+        print(f"wrote export {args.out} (threshold {args.threshold:.6f}, given)")
+        return
+    if args.trials is None or not args.audio_root:
+        raise ExportError("export: give --threshold T, or --trials LIST --audio-root ROOT to set the threshold at "
+                          "that list's EER")
+    pairs = read_trial_pairs(args.trials)
+    if not has_both_classes(pairs.labels):
+        raise ExportError(f"trial list {args.trials}: calibrating a threshold needs labels 1 and 0 "
+                          f"('label enroll test' lines with both kinds)")
+    device = resolve_device(args.device)
+    model = model_from_checkpoint(args.checkpoint).to(device)
+    metrics = verification_metrics(score_trial_list(model, pairs, args.audio_root, device), pairs.labels)
+    model.threshold = metrics['threshold']
+    model.metadata['calibration'] = {'trials': os.path.abspath(args.trials), 'score_kind': SCORE_KIND, **metrics}
+    save_export(model, args.out)
+    print(f"wrote export {args.out} (threshold {metrics['threshold']:.6f} at EER {metrics['eer']:.4f} % on "
+          f"{args.trials})")

@@ -1,0 +1,72 @@
+"""The exported speaker model: student + back-end rebuilt from their description alone, inference only."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+from transformers import AutoModel
+
+from export.spec import ExportError, check_spec
+from models.backend import SpeakerBackend
+from models.families import FAMILIES
+from models.student import Student
+
+
+def build_student(spec: dict) -> Student:
+    """A Student of the described size with random weights, built from its own config (no teacher needed).
+
+    The student config already has the student's layer count, so a transformers model made from it serves as the
+    'teacher' whose layers 0..L-1 the Student copies; the exported weights are loaded over it afterwards.
+    """
+    config = FAMILIES[spec['student_config']['model_type']].config_class.from_dict(spec['student_config'])
+    base = AutoModel.from_config(config)
+    return Student(base, spec['num_layers'], list(range(spec['num_layers'])), spec['adapter_size'])
+
+
+class ExportedModel(nn.Module):
+    """Student + speaker back-end, always in eval mode: embed(wav [B, S]) → speaker embeddings [B, E].
+
+    `threshold` is the decision threshold on `full_tta` scores, the mean of full and TTA cosine (None until
+    calibrated); `metadata` is free information about where the model came from (run, epoch, EER).
+    """
+
+    def __init__(self, spec: dict, threshold: float | None, metadata: dict):
+        super().__init__()
+        self.spec = check_spec(spec, 'ExportedModel')
+        self.student = build_student(spec)
+        self.backend = SpeakerBackend(spec['hidden_size'], spec['num_states'], spec['embed_size'],
+                                      spec['aggregation'])
+        self.threshold = threshold
+        self.metadata = dict(metadata)
+        self.train(False)
+
+    def train(self, mode: bool = True) -> ExportedModel:
+        """Stay in eval mode whatever is asked: no dropout, LayerDrop, SpecAugment or noise, BN running stats."""
+        return super().train(False)
+
+    @property
+    def seg_size(self) -> int:
+        """TTA segment length in samples, as the training's evaluation used."""
+        return self.spec['seg_size']
+
+    @property
+    def num_seg(self) -> int:
+        """TTA segments per utterance."""
+        return self.spec['num_seg']
+
+    def load_weights(self, state: dict[str, torch.Tensor], where: str) -> None:
+        """Load 'student.*' / 'backend.*' tensors; any missing or extra key is an ExportError naming `where`."""
+        missing, unexpected = self.load_state_dict(state, strict=False)
+        if missing or unexpected:
+            raise ExportError(f"{where}: weights do not match the model description ({len(missing)} missing, e.g. "
+                              f"{missing[:3]}; {len(unexpected)} unexpected, e.g. {unexpected[:3]})")
+
+    @torch.no_grad()
+    def embed(self, wav: torch.Tensor) -> torch.Tensor:
+        """wav [B, S] float 16 kHz → speaker embeddings [B, E] (all rows are FT rows: adapters, if any, run)."""
+        if wav.dim() != 2:
+            raise ValueError(f"ExportedModel.embed: expected wav of shape [B, samples], got {tuple(wav.shape)}")
+        return self.backend(self.student(wav, num_kd=0))  # [B, E]
+
+    def forward(self, wav: torch.Tensor) -> torch.Tensor:
+        """Same as embed: wav [B, S] → [B, E]."""
+        return self.embed(wav)
