@@ -11,6 +11,7 @@ import os
 
 from arguments import EXPERIMENT_ARGS, get_args, is_demo
 from data.demo import make_demo_corpus
+from export import export_model
 from log import build_logger
 from models.teacher import make_tiny_teacher
 from trainer import checkpoint
@@ -60,9 +61,24 @@ def run(env: DistEnv, payload: tuple[dict, str, bool]) -> None:
             results = trainer.final_evaluation(data.test)
             if env.is_main:
                 report(results, state, run_dir, demo)
+                export_result(trainer, args, results, state, run_dir)
     finally:
         if logger is not None:
             logger.finish()
+
+
+def export_result(trainer, args: dict, results: dict, state, run_dir: str) -> None:
+    """Write the best student + back-end as a self-contained export, thresholded at the final EER point."""
+    out = os.path.join(run_dir, 'export')
+    if os.path.exists(out):
+        print(f'export {out} exists already; kept as it is')
+        return
+    first = next(iter(results.values()))['full_tta']
+    export_model(trainer.core, out, first['threshold'],
+                 metadata={'method': args['method'], 'huggingface_url': args['huggingface_url'],
+                           'best_epoch': state.best_epoch, 'best_val_eer': state.best_eer, 'final': results},
+                 seg_size=args['seg_size'], num_seg=args['num_seg'])
+    print(f'exported model: {out}  (python -m export verify --model {out} a.wav b.wav)')
 
 
 def report(results: dict, state, run_dir: str, demo: bool) -> None:

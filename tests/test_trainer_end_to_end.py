@@ -6,6 +6,8 @@ import pytest
 import torch
 
 import main
+from export import cli as export_cli
+from export import load_exported
 from helpers_trainer import tiny_arguments
 from trainer import checkpoint
 
@@ -40,6 +42,24 @@ def test_joint_methods_train_two_epochs(root, method):
     has_adapter = any('adapter' in k for k in last['model'])
     assert has_adapter == (method == 'os_kdft')
     assert not any(k.startswith('teacher') for k in last['model'])
+
+
+def test_export_reproduces_the_final_eer(root, tmp_path, capsys):
+    """The export written at the end of training scores the trial list to the run's own final EER."""
+    run = os.path.join(root, 'runs', 'OS-KDFT2', 'os_kdft2')
+    final = json.load(open(os.path.join(run, 'results.json')))['final']['O']['full_tta']
+    args = dict(a.split('=', 1) for a in tiny_arguments(root))
+    capsys.readouterr()
+    export_cli.main(['score', '--model', os.path.join(run, 'export'), '--trials', args['path_trials'],
+                     '--audio-root', args['path_test'], '--out', str(tmp_path / 'scores.txt'), '--device', 'cpu'])
+    printed = capsys.readouterr().out
+    eer = float(printed.split('EER ')[1].split(' %')[0])
+    assert eer == pytest.approx(final['eer'], abs=1e-3)
+    model = load_exported(os.path.join(run, 'export'))
+    assert model.threshold == pytest.approx(final['threshold'])
+    core_params = sum(v.numel() for k, v in checkpoint.load(os.path.join(run, checkpoint.BEST))['model'].items()
+                      if k.startswith(('student.', 'backend.')) and 'running' not in k and 'num_batches' not in k)
+    assert sum(p.numel() for p in model.parameters()) == core_params
 
 
 def test_second_run_with_same_name_fails_and_leaves_files_untouched(root):

@@ -89,6 +89,6 @@ def build_trainer(args: dict, env: DistEnv, data: DataBundle, logger, run_dir: s
                                    args['curriculum'], args['epoch'], args['rand_seed'], env.rank,
                                    args['curriculum_p'], args['max_bad_audio_fraction'])
     config = FitConfig(epochs=args['epoch'], seed=args['rand_seed'], batch_size=args['batch_size'] // env.world_size,
-                       run_dir=run_dir, amp=args['amp'], num_workers=args['num_workers'],
+                       run_dir=run_dir, seg_size=args['seg_size'], num_seg=args['num_seg'], amp=args['amp'], num_workers=args['num_workers'],
                        max_nonfinite_steps=args['max_nonfinite_steps'])
     return Trainer(core, model, teacher, optimizer, scheduler, train_set, data.validation, env, logger, config)

@@ -21,6 +21,7 @@ from tqdm import tqdm
 
 from data.curriculum import collate_train
 from data.trials import Trials
+from export.spec import describe_model
 from trainer import checkpoint
 from trainer.distributed import DistEnv, all_ranks_agree, gather_objects
 from trainer.evaluate import evaluate_trials, extract_embeddings
@@ -44,6 +45,8 @@ class FitConfig:
     seed: int
     batch_size: int  # per process
     run_dir: str
+    seg_size: int  # TTA segment, stored in checkpoints for exports
+    num_seg: int
     amp: bool = True
     num_workers: int = 0
     max_nonfinite_steps: int = 10
@@ -101,7 +104,8 @@ class Trainer:
     def checkpoint_state(self) -> dict:
         return {'model': self.core.state_dict(), 'optimizer': self.optimizer.state_dict(),
                 'scheduler': self.scheduler.state_dict(), 'state': self.state.__dict__.copy(),
-                'rng': gather_objects(get_rng_state(), self.env), 'world_size': self.env.world_size}
+                'rng': gather_objects(get_rng_state(), self.env), 'world_size': self.env.world_size,
+                'export': describe_model(self.core, self.cfg.seg_size, self.cfg.num_seg)}
 
     def save(self, *names: str) -> None:
         """All ranks take part (RNG states are gathered); rank 0 writes each named checkpoint atomically."""
