@@ -189,6 +189,51 @@ def get_args(argv: list[str] | None = None) -> dict:
     return args
 
 
+def _fail(key: str, value, allowed: str) -> None:
+    raise SystemExit(f"argument '{key}': got {value!r}; {allowed}")
+
+
+def check_args(args: dict, world_size: int) -> None:
+    """Stop before any data or model is loaded when a value cannot work, naming the key, value and what is allowed."""
+    data_keys = ('path_train', 'path_test', 'path_trials') + (('path_libri',) if args['path_libri'] else ())
+    for key in data_keys:
+        if not os.path.exists(args[key]):
+            _fail(key, args[key], 'that path does not exist')
+    for key in ('epoch', 'epoch_KD', 'batch_size', 'crop_size', 'seg_size', 'num_seg', 'embed_size',
+                'student_hidden_layer_num', 'T_mult', 'max_nonfinite_steps'):
+        if args[key] < 1:
+            _fail(key, args[key], 'expected a positive integer')
+    if args['batch_size'] % world_size or args['batch_size'] // world_size < 2:
+        _fail('batch_size', args['batch_size'], f'the global batch must divide evenly among {world_size} '
+              f'process(es), at least 2 per process (BatchNorm)')
+    if args['num_workers'] < 0:
+        _fail('num_workers', args['num_workers'], 'expected 0 or more')
+    if not 0.0 <= args['max_bad_audio_fraction'] < 1.0:
+        _fail('max_bad_audio_fraction', args['max_bad_audio_fraction'], 'expected a fraction in [0, 1)')
+    choices = {'validation': ('test', 'heldout'), 'kd_cos_reduction': ('sum', 'mean'), 'ft_loss': ('softmax', 'aam'),
+               'curriculum': ('linear', 'constant', 'step', 'cosine', 'none')}
+    for key, allowed in choices.items():
+        if args[key] not in allowed:
+            _fail(key, args[key], f'expected one of {list(allowed)}')
+    bad = [t for t in args['trials'] if t not in ('O', 'E', 'H')]
+    if bad or not args['trials']:
+        _fail('trials', args['trials'], "expected a non-empty list of 'O', 'E', 'H'")
+
+
+def check_teacher_args(args: dict, teacher_layers: int, teacher_hidden: int) -> None:
+    """Check the keys that depend on the teacher's configuration (read before its weights are loaded)."""
+    idx = args['init_teacher_idx']
+    if len(idx) != args['student_hidden_layer_num'] or not all(0 <= i < teacher_layers for i in idx):
+        _fail('init_teacher_idx', idx, f"expected {args['student_hidden_layer_num']} teacher layer indices "
+              f"(student_hidden_layer_num) within 0..{teacher_layers - 1}")
+    if not args['target_layer_idx'] or not all(0 <= i <= teacher_layers for i in args['target_layer_idx']):
+        _fail('target_layer_idx', args['target_layer_idx'],
+              f'expected teacher hidden-state indices within 0..{teacher_layers}')
+    if args['student_hidden_layer_size'] != teacher_hidden:
+        _fail('student_hidden_layer_size', args['student_hidden_layer_size'],
+              f"the student keeps the teacher's width, {teacher_hidden}")
+
+
 def public_args(args: dict) -> dict:
     """The arguments with every credential masked, for logs and saved files."""
     return {k: ('***' if k in SECRET_KEYS and v else v) for k, v in args.items()}

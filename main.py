@@ -9,14 +9,14 @@ from __future__ import annotations
 import json
 import os
 
-from arguments import EXPERIMENT_ARGS, get_args, is_demo
+from arguments import EXPERIMENT_ARGS, check_args, check_teacher_args, get_args, is_demo
 from data.demo import make_demo_corpus
 from export import export_model
 from log import build_logger
-from models.teacher import make_tiny_teacher
+from models.teacher import load_ssl_config, make_tiny_teacher
 from trainer import checkpoint
 from trainer.build import build_data, build_trainer
-from trainer.distributed import DistEnv, launch
+from trainer.distributed import DistEnv, launch, planned_world_size
 from utils.seed import seed_everything
 
 SOURCE_DIR = os.path.dirname(os.path.abspath(__file__))
@@ -99,6 +99,9 @@ def main(argv: list[str] | None = None) -> None:
     """Parse `key=value` arguments (sys.argv by default), prepare the run directory, start every rank."""
     args = get_args(argv)
     resolved = prepare_demo(args) if is_demo(args) else args
+    check_args(resolved, planned_world_size(args['usable_gpu'], args['cpu_processes']))
+    teacher = load_ssl_config(resolved['huggingface_url'])
+    check_teacher_args(resolved, teacher.num_hidden_layers, teacher.hidden_size)
     run_dir = checkpoint.prepare_run_dir(args['path_log'], args['project'], args['name'], args['resume'])
     print(f'run directory: {run_dir}')
     launch(run, (resolved, run_dir, is_demo(args)), args['usable_gpu'], args['cpu_processes'])

@@ -59,7 +59,8 @@ def kd_probability(schedule: str, epoch: int, total: int, p_const: float) -> flo
 
 
 class CurriculumTrainSet(Dataset):
-    """Item i = (KD crop, FT crop of dev utterance i, its speaker label, whether the KD crop is VoxCeleb1)."""
+    """Item i = (KD crop, FT crop of dev utterance i, its speaker label, whether the KD crop is VoxCeleb1, the
+    unreadable files skipped while drawing it — so the training loop can count and name them)."""
 
     def __init__(self, ft_utts: list[Utterance], speakers: dict[str, int], kd_paths: list[str], crop_size: int,
                  schedule: str, total_epochs: int, seed: int, rank: int = 0, p_const: float = 0.5,
@@ -86,6 +87,7 @@ class CurriculumTrainSet(Dataset):
         self.p_const = p_const
         self.max_bad_fraction = max_bad_fraction
         self.bad_files: set[str] = set()
+        self._item_bad: list[str] = []
         self.set_epoch(1)
 
     def set_epoch(self, epoch: int) -> None:
@@ -115,6 +117,7 @@ class CurriculumTrainSet(Dataset):
         if self.max_bad_fraction <= 0.0:
             raise err
         self.bad_files.add(path)
+        self._item_bad.append(path)
         allowed = self.max_bad_fraction * (len(self.ft_utts) + len(self.kd_paths))
         if len(self.bad_files) > allowed:
             raise AudioError(f"{len(self.bad_files)} unreadable training files (more than max_bad_audio_fraction="
@@ -142,20 +145,21 @@ class CurriculumTrainSet(Dataset):
     def _redraw_libri_kd(self, rng: np.random.Generator) -> tuple[str, int]:
         return self.kd_paths[int(rng.integers(len(self.kd_paths)))], -1
 
-    def __getitem__(self, i: int) -> tuple[np.ndarray, np.ndarray, int, bool]:
+    def __getitem__(self, i: int) -> tuple[np.ndarray, np.ndarray, int, bool, tuple[str, ...]]:
         rng = self._rng(i)
+        self._item_bad = []
         from_vox, kd_path = self._draw_kd(i, rng)
         kd_redraw = self._redraw_vox_kd if from_vox else self._redraw_libri_kd
         wav_kd, _ = self._crop(kd_path, -1, rng, kd_redraw)  # [crop]
         wav_ft, label = self._crop(self.ft_utts[i].path, int(self.labels[i]), rng, self._redraw_ft)  # [crop]
-        return wav_kd, wav_ft, label, from_vox
+        return wav_kd, wav_ft, label, from_vox, tuple(self._item_bad)
 
 
-def collate_train(batch: list[tuple[np.ndarray, np.ndarray, int, bool]]
-                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Stack items into (x_kd [B, S] float32, x_ft [B, S] float32, y [B] int64, from_vox [B] bool)."""
+def collate_train(batch: list[tuple[np.ndarray, np.ndarray, int, bool, tuple[str, ...]]]
+                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, list[str]]:
+    """Stack items into (x_kd [B, S] float32, x_ft [B, S] float32, y [B] int64, from_vox [B] bool, skipped files)."""
     x_kd = torch.from_numpy(np.stack([item[0] for item in batch]))  # [B, S]
     x_ft = torch.from_numpy(np.stack([item[1] for item in batch]))  # [B, S]
     y = torch.tensor([item[2] for item in batch], dtype=torch.int64)  # [B]
     from_vox = torch.tensor([item[3] for item in batch], dtype=torch.bool)  # [B]
-    return x_kd, x_ft, y, from_vox
+    return x_kd, x_ft, y, from_vox, [path for item in batch for path in item[4]]

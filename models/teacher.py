@@ -5,7 +5,7 @@ import os
 
 import torch
 from torch import nn
-from transformers import AutoModel, PreTrainedModel
+from transformers import AutoConfig, AutoModel, PretrainedConfig, PreTrainedModel
 
 from models.families import FAMILIES
 
@@ -14,21 +14,37 @@ LOCAL_HINT = ("to work offline, pass huggingface_url=/path/to/dir: a directory h
               "cache on a connected machine and set HF_HUB_OFFLINE=1")
 
 
-def load_ssl_model(url: str) -> PreTrainedModel:
-    """Load a speech SSL model with AutoModel.from_pretrained from a hub id or a local directory, with clear errors."""
+def _source(url: str) -> tuple[str, bool]:
+    """Where from_pretrained should look, and whether that is a local directory (checked, with clear errors)."""
     local = os.path.isabs(url) or url.startswith(('.', '~')) or os.path.exists(url)
     source = os.path.expanduser(url) if local else url
     if local and not os.path.isdir(source):
         raise FileNotFoundError(f"huggingface_url: local directory {url!r} does not exist; {LOCAL_HINT}")
     if local and not os.path.isfile(os.path.join(source, 'config.json')):
         raise FileNotFoundError(f"huggingface_url: directory {url!r} has no config.json; {LOCAL_HINT}")
+    return source, local
+
+
+def _from_pretrained(auto_class, url: str):
+    """auto_class.from_pretrained(url), turning a failed fetch or load into a message naming the key and the id."""
+    source, local = _source(url)
     try:
-        return AutoModel.from_pretrained(source)
+        return auto_class.from_pretrained(source)
     except (OSError, ValueError) as error:
         where = (f"could not load the checkpoint in directory {url!r}" if local else
                  f"could not fetch {url!r} from the Hugging Face hub nor find it in the local cache "
                  f"(no network, or a wrong id?)")
         raise OSError(f"huggingface_url: {where}; {LOCAL_HINT}. Cause: {error}") from error
+
+
+def load_ssl_model(url: str) -> PreTrainedModel:
+    """Load a speech SSL model with AutoModel.from_pretrained from a hub id or a local directory, with clear errors."""
+    return _from_pretrained(AutoModel, url)
+
+
+def load_ssl_config(url: str) -> PretrainedConfig:
+    """The checkpoint's configuration only (no weights): enough to check arguments before anything heavy runs."""
+    return _from_pretrained(AutoConfig, url)
 
 
 def teacher_num_layers(model: PreTrainedModel) -> int:

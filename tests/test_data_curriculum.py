@@ -81,7 +81,8 @@ def test_items_are_crops_of_the_right_files(corpus):
     for epoch in (1, 2):
         data.set_epoch(epoch)
         for i in range(len(data)):
-            wav_kd, wav_ft, label, from_vox = data[i]
+            wav_kd, wav_ft, label, from_vox, skipped = data[i]
+            assert skipped == ()
             assert wav_kd.shape == wav_ft.shape == (CROP,) and wav_kd.dtype == wav_ft.dtype == np.float32
             assert label == table[utts[i].speaker]
             np.testing.assert_array_equal(wav_ft, expected_crop(utts[i].path, wav_ft))
@@ -120,13 +121,13 @@ def test_dataloader_workers_give_the_same_batches(corpus):
     parallel = list(DataLoader(data, batch_size=4, collate_fn=collate_train, num_workers=2))
     assert len(serial) == len(parallel) == math.ceil(len(utts) / 4)
     for a, b in zip(serial, parallel):
-        assert all(torch.equal(x, y) for x, y in zip(a, b))
-    x_kd, x_ft, y, from_vox = serial[0]
+        assert all(torch.equal(x, y) for x, y in zip(a[:4], b[:4])) and a[4] == b[4] == []
+    x_kd, x_ft, y, from_vox, skipped = serial[0]
     assert (x_kd.dtype, x_ft.dtype, y.dtype, from_vox.dtype) == (torch.float32, torch.float32, torch.int64,
                                                                  torch.bool)
     assert x_kd.shape == x_ft.shape == (4, CROP)
     for row in range(4):
-        wav_kd, wav_ft, label, vox = data[row]
+        wav_kd, wav_ft, label, vox, _ = data[row]
         assert torch.equal(x_kd[row], torch.from_numpy(wav_kd)) and torch.equal(x_ft[row], torch.from_numpy(wav_ft))
         assert int(y[row]) == label and bool(from_vox[row]) == vox
 
@@ -153,7 +154,9 @@ def test_unreadable_training_files(corpus, tmp_path):
         strict[0]
     tolerant = CurriculumTrainSet(with_broken, table, libri, CROP, 'none', 4, seed=1, max_bad_fraction=0.2)
     with pytest.warns(UserWarning, match='brokenvideo'):
-        _, wav_ft, label, _ = tolerant[0]
+        _, wav_ft, label, _, skipped = tolerant[0]
+    assert skipped == (broken,)
+    assert tolerant[1][4] == ()
     replacement = with_broken[int(decode(wav_ft[:1])[0][0]) + 1]  # coded file j is utts[j]
     assert label == table[replacement.speaker]
     np.testing.assert_array_equal(wav_ft, expected_crop(replacement.path, wav_ft))

@@ -11,6 +11,7 @@ import numpy as np
 import torch
 from torch.nn.parallel import DistributedDataParallel
 
+from data.audio import AudioError, audio_length
 from data.curriculum import CurriculumTrainSet
 from data.eval_sets import EvalSet
 from data.librispeech import scan_librispeech
@@ -33,9 +34,13 @@ class DataBundle:
 
 
 def _eval_spec(name: str, utts: list[Utterance], trials: list, seg_size: int, num_seg: int) -> EvalSpec:
-    """Embed only the utterances the trial lists use, in a fixed order."""
+    """Embed only the utterances the trial lists use, in a fixed order; each must be readable audio (checked
+    now, from the headers, so that a broken test file stops the run before training rather than after)."""
     used = {k for t in trials for k in (*t.enroll, *t.test)}
     utts = [u for u in utts if u.key in used]
+    for u in utts:
+        if audio_length(u.path) == 0:
+            raise AudioError(f'{u.path}: the trial lists need this file, but it holds no audio')
     return EvalSpec(name, EvalSet(utts, seg_size, num_seg), [u.key for u in utts], trials)
 
 

@@ -55,6 +55,13 @@ def gpu_ids(usable_gpu: str) -> list[int]:
     return ids
 
 
+def planned_world_size(usable_gpu: str, cpu_processes: int) -> int:
+    """How many processes `launch` will run: torchrun's WORLD_SIZE, else one per GPU, else `cpu_processes`."""
+    if 'WORLD_SIZE' in os.environ:
+        return int(os.environ['WORLD_SIZE'])
+    return len(gpu_ids(usable_gpu)) or cpu_processes
+
+
 def _worker(index: int, fn: Callable, world_size: int, devices: list[str], port: int, payload) -> None:
     """Entry point of a spawned process: join the process group, then run `fn(env, payload)`."""
     device = torch.device(devices[index])

@@ -80,8 +80,10 @@ class TrainState:
     best_eer: float = math.inf
     best_epoch: int = 0
     nonfinite_total: int = 0
+    nonfinite_run: int = 0  # consecutive skipped steps, across epoch boundaries
     history: list = field(default_factory=list)
     partial: dict = field(default_factory=dict)  # loss sums and step count of an interrupted epoch
+    bad_files: list = field(default_factory=list)  # unreadable training files skipped so far
 
 
 class Trainer:
@@ -133,6 +135,16 @@ class Trainer:
         if self.logger is not None:
             self.logger.log_metric(name, value, step)
 
+    def note_bad_audio(self, paths: list[str], epoch: int) -> None:
+        """Count and name the unreadable training files the data loader skipped (rank 0 logs them)."""
+        new = sorted(set(paths) - set(self.state.bad_files))
+        if not new:
+            return
+        self.state.bad_files.extend(new)
+        if self.logger is not None:
+            self.logger.log_text('bad_audio', '\n'.join(f'epoch {epoch}: skipped unreadable {p}' for p in new))
+            self.logger.log_metric('bad_audio_files', len(self.state.bad_files), epoch)
+
     def train_epoch(self, epoch: int) -> dict[str, float] | None:
         """One pass over the training list; None when stopped by a signal (checkpoint written)."""
         skip = self.state.step
@@ -146,22 +158,30 @@ class Trainer:
             seed_everything(self.cfg.seed, epoch, self.env.rank)
         self.model.train()
         sums, count = dict(self.state.partial.get('sums', {})), self.state.partial.get('count', 0)
-        nonfinite_run, started = 0, time.time()
+        started = time.time()
         bar = tqdm(batches, desc=f'epoch {epoch}/{self.cfg.epochs}', disable=not (self.env.is_main and self.cfg.progress),
                    initial=skip, total=skip + len(self.loader), dynamic_ncols=True, leave=False,
                    mininterval=0.5 if sys.stderr.isatty() else 60.0)
         for step, items in enumerate(bar, start=skip + 1):
+            self.note_bad_audio(items[4], epoch)
             losses = train_step(self.model, self.teacher, Batch.from_loader(items, self.env.device),
                                 self.optimizer, self.env, self.cfg.amp)
             if losses is None:
-                nonfinite_run += 1
+                self.state.nonfinite_run += 1
                 self.state.nonfinite_total += 1
-                if nonfinite_run >= self.cfg.max_nonfinite_steps:
+                if self.env.is_main:
+                    print(f'epoch {epoch} step {step}: non-finite loss, update skipped '
+                          f'({self.state.nonfinite_total} so far)', flush=True)
+                if self.state.nonfinite_run >= self.cfg.max_nonfinite_steps:
+                    self.state.step = step  # the weights are the last good ones: every bad update was skipped
+                    self.state.partial = {'sums': sums, 'count': count}
+                    self.save(checkpoint.LAST)
                     raise FloatingPointError(
-                        f'{nonfinite_run} non-finite losses in a row at epoch {epoch} step {step}; stopping. '
-                        f'The last good checkpoint is {os.path.join(self.cfg.run_dir, checkpoint.LAST)}')
+                        f'{self.state.nonfinite_run} non-finite losses in a row at epoch {epoch} step {step} '
+                        f'(max_nonfinite_steps={self.cfg.max_nonfinite_steps}); stopping. The last good weights '
+                        f'are in {os.path.join(self.cfg.run_dir, checkpoint.LAST)}')
             else:
-                nonfinite_run = 0
+                self.state.nonfinite_run = 0
                 for name, value in losses.items():
                     sums[name] = sums.get(name, 0.0) + value
                 count += 1
@@ -211,6 +231,8 @@ class Trainer:
                 if improved:
                     self.state.best_eer, self.state.best_epoch = eer, epoch
                 self.state.history.append({'epoch': epoch, 'eer_val': eer, **losses})
+                if self.env.is_main and self.state.nonfinite_total:
+                    self.log('nonfinite_steps', self.state.nonfinite_total, epoch)
                 self.save(checkpoint.LAST, *([checkpoint.BEST] if improved else []))
                 if self.env.is_main:
                     for name, value in losses.items():
