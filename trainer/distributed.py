@@ -5,6 +5,7 @@ Only this file and main.py know how processes start; the rest reads a `DistEnv`.
 from __future__ import annotations
 
 import os
+import signal
 import socket
 from dataclasses import dataclass
 from typing import Callable
@@ -100,7 +101,21 @@ def launch(fn: Callable, payload, usable_gpu: str = '', cpu_processes: int = 1) 
     if len(devices) == 1:
         _worker(0, fn, 1, devices, 0, payload)
     else:
-        mp.spawn(_worker, args=(fn, len(devices), devices, free_port(), payload), nprocs=len(devices), join=True)
+        context = mp.spawn(_worker, args=(fn, len(devices), devices, free_port(), payload), nprocs=len(devices),
+                           join=False)
+
+        def forward(signum, frame):  # preemption reaches every rank, which saves and stops together
+            for process in context.processes:
+                if process.is_alive():
+                    os.kill(process.pid, signum)
+
+        previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGTERM, signal.SIGINT)}
+        try:
+            while not context.join():
+                pass
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
 
 
 class GlooSyncBatchNorm(nn.BatchNorm1d):
