@@ -28,10 +28,10 @@ def prepare_demo(args: dict) -> dict:
     resolved = {**args, 'path_train': paths.path_train, 'path_test': paths.path_test,
                 'path_trials': paths.path_trials, 'path_libri': paths.path_libri}
     if args['huggingface_url'] == EXPERIMENT_ARGS['huggingface_url']:
-        teacher = os.path.join(args['path_demo'], f"tiny_hubert_h{args['student_hidden_layer_size']}_random")
+        hidden, layers = args['student_hidden_layer_size'], max(args['target_layer_idx'])
+        teacher = os.path.join(args['path_demo'], f"tiny_hubert_h{hidden}_l{layers}_seed{args['rand_seed']}_random")
         if not os.path.isdir(teacher):
-            make_tiny_teacher(teacher, 'hubert', hidden_size=args['student_hidden_layer_size'],
-                              num_layers=max(args['target_layer_idx']), seed=args['rand_seed'])
+            make_tiny_teacher(teacher, 'hubert', hidden_size=hidden, num_layers=layers, seed=args['rand_seed'])
         resolved['huggingface_url'] = teacher
     print('=' * 78)
     print('BUILT-IN DEMO: no data set is configured (path_train is empty).')
