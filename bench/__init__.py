@@ -1,0 +1,1 @@
+"""Benchmark scripts of OS-KDFT2: one measured thing per file, each printing a table (`python bench/<name>.py`)."""

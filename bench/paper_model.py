@@ -1,0 +1,97 @@
+"""The models the benchmarks measure: the paper's os_kdft2 configuration on a random-weight teacher checkpoint.
+
+`save_random_teacher` writes a HuBERT-base architecture (transformers' HubertConfig() defaults: 12 layers, hidden
+768, 94.4 M parameters) with random weights through save_pretrained; `build_paper` loads it back through
+models.build_models exactly as main.py loads a real checkpoint, with every other setting taken from arguments.py
+(os_kdft2: 2-layer student from teacher layers [0, 1], tuner back-end, KD heads on teacher layers [4, 8, 12],
+class-weighted softmax over VoxCeleb1's 1,211 speakers). Speed does not depend on the weights' values.
+
+The attention kernel: transformers picks SDPA by default (what the project runs). For the eager-attention reference
+the loader that build_models calls is swapped for one passing `attn_implementation`, so the rest of the wiring is
+build_models' own; the student inherits the teacher's kernel through its copied config.
+"""
+from __future__ import annotations
+
+from typing import Callable
+from unittest import mock
+
+import numpy as np
+import torch
+from transformers import AutoConfig, AutoModel, HubertConfig, HubertModel, PreTrainedModel
+
+import models
+from arguments import DEMO_ARGS, EXPERIMENT_ARGS, METHOD_ARGS
+from models import Models, build_models
+from models.teacher import make_tiny_teacher
+from trainer.steps import Batch, JointKDFT
+
+PAPER_ARGS = {**EXPERIMENT_ARGS, **METHOD_ARGS['os_kdft2']}
+NUM_SPEAKERS = 1211  # VoxCeleb1 dev
+SIZES = ('base', 'tiny')  # HuBERT-base (the paper) | the demo's tiny teacher (smoke tests)
+
+
+def save_random_teacher(path: str, size: str = 'base', seed: int = 1) -> str:
+    """Write a random-weight teacher checkpoint of `size` to directory `path`; return `path`."""
+    if size == 'tiny':
+        return make_tiny_teacher(path, seed=seed)
+    if size != 'base':
+        raise ValueError(f'size: got {size!r}, expected one of {SIZES}')
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = HubertModel(HubertConfig())
+    model.save_pretrained(path)
+    return path
+
+
+def _loader(attention: str | None) -> Callable[[str], PreTrainedModel]:
+    """The project's load_ssl_model, or AutoModel.from_pretrained with a forced attention kernel."""
+    if attention is None:
+        return models.load_ssl_model
+
+    def load(url: str) -> PreTrainedModel:
+        return AutoModel.from_pretrained(url, attn_implementation=attention)
+    return load
+
+
+def build_paper(model_dir: str, attention: str | None = None, seed: int = 1) -> Models:
+    """Teacher, student, back-end and losses of os_kdft2 with paper settings; `attention` None = transformers'
+    default (SDPA), else 'eager' / 'sdpa' forced. The same seed gives the same back-end and head weights."""
+    config = AutoConfig.from_pretrained(model_dir)
+    hidden, depth = config.hidden_size, config.num_hidden_layers
+    a = PAPER_ARGS
+    targets = a['target_layer_idx'] if depth >= max(a['target_layer_idx']) else DEMO_ARGS['target_layer_idx']
+    counts = np.random.default_rng(seed).integers(40, 200, size=NUM_SPEAKERS)  # utterances per speaker
+    with mock.patch.object(models, 'load_ssl_model', _loader(attention)), torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return build_models(
+            huggingface_url=model_dir, method='os_kdft2', num_speakers=NUM_SPEAKERS, class_counts=counts,
+            student_layers=a['student_hidden_layer_num'], init_teacher_idx=a['init_teacher_idx'],
+            student_hidden_size=hidden, adapter_size=a['adapter_size'], embed_size=a['embed_size'],
+            use_TFT=a['use_TFT'], target_layer_idx=targets, cos_lambda=a['cos_lambda'],
+            kd_cos_reduction=a['kd_cos_reduction'], ft_loss=a['ft_loss'], class_weight=a['class_weight'],
+            aam_margin=a['aam_margin'], aam_scale=a['aam_scale'], student_dropout=a['student_dropout'],
+            student_layerdrop=a['student_layerdrop'], student_mask_time_prob=a['student_mask_time_prob'])
+
+
+def attention_in_use(parts: Models) -> str:
+    """The attention kernel the teacher and the student layers actually run."""
+    teacher = parts.teacher.model.config._attn_implementation
+    student = parts.student.layers[0].layer.attention.config._attn_implementation
+    return teacher if teacher == student else f'teacher {teacher}, student {student}'
+
+
+def joint_model(parts: Models, device: torch.device) -> tuple[JointKDFT, torch.optim.Adam]:
+    """The trainable module of a joint step and its optimiser, as trainer/build.py makes them."""
+    core = JointKDFT(parts.student, parts.backend, parts.kd_loss, parts.ft_loss, PAPER_ARGS['w_kd'],
+                     PAPER_ARGS['w_ft']).to(device)
+    optimizer = torch.optim.Adam(core.parameters(), lr=PAPER_ARGS['lr'], weight_decay=PAPER_ARGS['weight_decay'])
+    return core, optimizer
+
+
+def random_batch(batch_size: int, crop: int, device: torch.device, seed: int = 0) -> Batch:
+    """A training batch of noise-like audio (KD and FT crops) with random speaker labels."""
+    gen = torch.Generator().manual_seed(seed)
+    x_kd = 0.1 * torch.randn(batch_size, crop, generator=gen)  # [B, S]
+    x_ft = 0.1 * torch.randn(batch_size, crop, generator=gen)  # [B, S]
+    y = torch.randint(0, NUM_SPEAKERS, (batch_size,), generator=gen)  # [B]
+    return Batch(x_kd.to(device), x_ft.to(device), y.to(device))
