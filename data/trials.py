@@ -83,9 +83,9 @@ def trial_index(trials: Trials, keys: list[str]) -> tuple[np.ndarray, np.ndarray
     """Rows of the enroll and test utterances of every trial in an embedding matrix ordered like `keys`."""
     row = {k: i for i, k in enumerate(keys)}
     check_trial_keys(trials, row.keys())
-    unique, inverse = np.unique(np.array(trials.enroll + trials.test), return_inverse=True)  # [K], [2N]
-    rows = np.array([row[k] for k in unique.tolist()], dtype=np.int64)[inverse]  # [2N]
-    return rows[:len(trials)], rows[len(trials):]  # [N], [N]
+    enroll = np.fromiter((row[k] for k in trials.enroll), dtype=np.int64, count=len(trials))  # [N]
+    test = np.fromiter((row[k] for k in trials.test), dtype=np.int64, count=len(trials))  # [N]
+    return enroll, test
 
 
 def _distinct_pairs(draw, count: int, num_utts: int, rng: np.random.Generator) -> np.ndarray:

@@ -22,15 +22,23 @@ def _error_rates(scores: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np
     return 1.0 - tpr, fpr, thresholds  # P_miss, P_fa, thresholds (descending)
 
 
+def _eer(p_miss: np.ndarray, p_fa: np.ndarray, thresholds: np.ndarray) -> tuple[float, float]:
+    i = int(np.argmin(np.abs(p_miss - p_fa)))
+    return float((p_miss[i] + p_fa[i]) / 2 * 100.0), float(thresholds[i])
+
+
+def _min_dcf(p_miss: np.ndarray, p_fa: np.ndarray, p_target: float, c_miss: float, c_fa: float) -> float:
+    dcf = c_miss * p_miss * p_target + c_fa * p_fa * (1.0 - p_target)
+    return float(dcf.min() / min(c_miss * p_target, c_fa * (1.0 - p_target)))
+
+
 def compute_eer(scores: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
     """Equal error rate in percent and its threshold.
 
     EER is the operating point where P_miss = P_fa; on a finite list it is taken at the
     threshold minimising |P_miss - P_fa|, reported as the mean of the two rates there.
     """
-    p_miss, p_fa, thresholds = _error_rates(scores, labels)
-    i = int(np.argmin(np.abs(p_miss - p_fa)))
-    return float((p_miss[i] + p_fa[i]) / 2 * 100.0), float(thresholds[i])
+    return _eer(*_error_rates(scores, labels))
 
 
 def compute_min_dcf(scores: np.ndarray, labels: np.ndarray, p_target: float,
@@ -41,13 +49,13 @@ def compute_min_dcf(scores: np.ndarray, labels: np.ndarray, p_target: float,
     divided by min(C_miss * p_target, C_fa * (1 - p_target)), minimised over t.
     """
     p_miss, p_fa, _ = _error_rates(scores, labels)
-    dcf = c_miss * p_miss * p_target + c_fa * p_fa * (1.0 - p_target)
-    return float(dcf.min() / min(c_miss * p_target, c_fa * (1.0 - p_target)))
+    return _min_dcf(p_miss, p_fa, p_target, c_miss, c_fa)
 
 
 def verification_metrics(scores: np.ndarray, labels: np.ndarray) -> dict[str, float]:
-    """EER (%), its threshold, and minDCF at p_target 0.01 and 0.05 (C_miss = C_fa = 1)."""
-    eer, threshold = compute_eer(scores, labels)
+    """EER (%), its threshold, and minDCF at p_target 0.01 and 0.05 (C_miss = C_fa = 1), from one ROC sweep."""
+    p_miss, p_fa, thresholds = _error_rates(scores, labels)
+    eer, threshold = _eer(p_miss, p_fa, thresholds)
     return {'eer': eer, 'threshold': threshold,
-            'min_dcf_0.01': compute_min_dcf(scores, labels, 0.01),
-            'min_dcf_0.05': compute_min_dcf(scores, labels, 0.05)}
+            'min_dcf_0.01': _min_dcf(p_miss, p_fa, 0.01, 1.0, 1.0),
+            'min_dcf_0.05': _min_dcf(p_miss, p_fa, 0.05, 1.0, 1.0)}
