@@ -50,8 +50,8 @@ EXPERIMENT_ARGS = {
     # --- method ---
     'method': 'os_kdft2',                   # os_kdft2 | os_kdft | precomp | postcomp
     'huggingface_url': 'facebook/hubert-base-ls960',  # teacher: hub id or local directory
-    'epoch': 100,                           # (fine-tuning) epochs
-    'epoch_KD': 100,                        # KD-only epochs of the two-phase baselines
+    'epoch': 100,                           # epochs of the joint methods / of the baselines' fine-tuning phase
+    'epoch_KD': 100,                        # epochs of the baselines' KD phase (precomp phase 1, postcomp phase 2)
     'batch_size': 50,                       # global batch, divided among processes
     'rand_seed': 1,                         # seed of every random draw
     # --- student ---
@@ -122,6 +122,15 @@ METHOD_ARGS = {
     'postcomp': {'use_TFT': True, 'weighted_sum': False, 'curriculum': 'none', 'batch_size': 100},
 }
 
+# The demo's budget per method: 10 epochs for every method, the two-phase baselines split 5 + 5 (freezing 1 of
+# their 5 fine-tuning epochs, as the paper freezes 5 of 100); each method's demo run has its own name.
+DEMO_METHOD_ARGS = {
+    'os_kdft2': {},
+    'os_kdft': {'name': 'demo_os_kdft'},
+    'precomp': {'name': 'demo_precomp', 'epoch_KD': 5, 'epoch': 5, 'freeze_epochs': 1},
+    'postcomp': {'name': 'demo_postcomp', 'epoch_KD': 5, 'epoch': 5, 'freeze_epochs': 1},
+}
+
 # Keys whose default is None: the types they accept besides None.
 NULLABLE = {'student_dropout': float, 'student_layerdrop': float, 'student_mask_time_prob': float}
 
@@ -174,7 +183,8 @@ def is_demo(args: dict) -> bool:
 
 
 def get_args(argv: list[str] | None = None) -> dict:
-    """Defaults ← demo settings (when no data set is configured) ← command-line overrides ← env credentials."""
+    """Defaults ← method recipe ← demo settings (when no data set is configured; per method: DEMO_METHOD_ARGS) ←
+    command-line overrides ← env credentials."""
     defaults = {**SYSTEM_ARGS, **EXPERIMENT_ARGS}
     overrides = parse_overrides(sys.argv[1:] if argv is None else argv, defaults)
     args = dict(defaults)
@@ -183,7 +193,8 @@ def get_args(argv: list[str] | None = None) -> dict:
         raise SystemExit(f"argument 'method': got {args['method']!r}, expected one of {sorted(METHOD_ARGS)}")
     args.update({k: v for k, v in METHOD_ARGS[args['method']].items() if k not in overrides})
     if is_demo(args):
-        args.update({k: v for k, v in DEMO_ARGS.items() if k not in overrides})
+        demo = {**DEMO_ARGS, **DEMO_METHOD_ARGS[args['method']]}
+        args.update({k: v for k, v in demo.items() if k not in overrides})
     for key, env in ENV_CREDENTIALS.items():
         if not args[key] and os.environ.get(env):
             args[key] = os.environ[env]
@@ -207,6 +218,9 @@ def check_args(args: dict, world_size: int) -> None:
     if args['batch_size'] % world_size or args['batch_size'] // world_size < 2:
         _fail('batch_size', args['batch_size'], f'the global batch must divide evenly among {world_size} '
               f'process(es), at least 2 per process (BatchNorm)')
+    for key in ('freeze_epochs', 'w_embed_mse'):
+        if args[key] < 0:
+            _fail(key, args[key], 'expected 0 or more')
     if args['num_workers'] < 0:
         _fail('num_workers', args['num_workers'], 'expected 0 or more')
     if not 0.0 <= args['max_bad_audio_fraction'] < 1.0:

@@ -1,4 +1,4 @@
-"""OS-KDFT2 entry point: arguments → processes → build → train → evaluate.
+"""OS-KDFT2 entry point: arguments → processes → build → train (every phase of the method) → evaluate → export.
 
     python main.py                                  # built-in demo (no data or weights needed)
     python main.py path_train=/data/vox1/dev/wav path_test=/data/vox1/test/wav \\
@@ -15,8 +15,9 @@ from export import export_model
 from log import build_logger
 from models.teacher import load_ssl_config, make_tiny_teacher
 from trainer import checkpoint
-from trainer.build import build_data, build_trainer
+from trainer.build import build_data
 from trainer.distributed import DistEnv, launch, planned_world_size
+from trainer.phases import PhasesOutcome, run_phases
 from utils.seed import seed_everything
 
 SOURCE_DIR = os.path.dirname(os.path.abspath(__file__))
@@ -44,7 +45,8 @@ def prepare_demo(args: dict) -> dict:
 
 
 def run(env: DistEnv, payload: tuple[dict, str, bool]) -> None:
-    """One rank: seed, logger (rank 0 only), data, models, training, final evaluation of the best state."""
+    """One rank: seed, logger (rank 0 only), data, models, every training phase of the method, final evaluation of
+    the best state of the last phase."""
     args, run_dir, demo = payload
     seed_everything(args['rand_seed'])
     logger = build_logger(args, run_dir, SOURCE_DIR) if env.is_main else None
@@ -52,16 +54,13 @@ def run(env: DistEnv, payload: tuple[dict, str, bool]) -> None:
     if env.is_main and args['validation'] == 'test':
         print('note: validation="test" selects the best epoch on the test trials themselves, as the original '
               'did (optimistic); validation=heldout holds dev speakers out instead', flush=True)
-    trainer = build_trainer(args, env, data, logger, run_dir)
-    if args['resume']:
-        trainer.resume(os.path.join(run_dir, checkpoint.LAST))
     try:
-        state = trainer.fit()
-        if state.epoch == args['epoch']:
-            results = trainer.final_evaluation(data.test)
+        outcome = run_phases(args, env, data, logger, run_dir)
+        if outcome.finished:
+            results = outcome.trainer.final_evaluation(data.test)
             if env.is_main:
-                report(results, state, run_dir, demo)
-                export_result(trainer, args, results, state, run_dir)
+                report(results, outcome, args, run_dir, demo)
+                export_result(outcome.trainer, args, results, outcome.trainer.state, run_dir)
     finally:
         if logger is not None:
             logger.finish()
@@ -81,10 +80,20 @@ def export_result(trainer, args: dict, results: dict, state, run_dir: str) -> No
     print(f'exported model: {out}  (python -m export verify --model {out} a.wav b.wav)')
 
 
-def report(results: dict, state, run_dir: str, demo: bool) -> None:
-    """Write results.json and print the final figures (rank 0)."""
+def report(results: dict, outcome: PhasesOutcome, args: dict, run_dir: str, demo: bool) -> None:
+    """Write results.json and print the final figures (rank 0).
+
+    results.json: the method, the last phase's best epoch and validation EER, the final metrics per trial list,
+    each phase's epochs / best epoch / best validation EER, the parameter counts, and (apart, as the one figure
+    that differs between identical runs) the training seconds per phase and in total.
+    """
+    state = outcome.trainer.state
+    phases = {name: {k: v for k, v in s.items() if k != 'seconds'} for name, s in outcome.summary.items()}
+    seconds = {name: s['seconds'] for name, s in outcome.summary.items()}
     with open(os.path.join(run_dir, 'results.json'), 'w') as f:
-        json.dump({'best_epoch': state.best_epoch, 'best_val_eer': state.best_eer, 'final': results}, f, indent=1)
+        json.dump({'method': args['method'], 'best_epoch': state.best_epoch, 'best_val_eer': state.best_eer,
+                   'final': results, 'phases': phases, 'params': outcome.params, 'batch_size': args['batch_size'],
+                   'train_seconds': {**seconds, 'total': sum(seconds.values())}}, f, indent=1)
     for name, metrics in results.items():
         m = metrics['full_tta']
         print(f"final Vox1-{name} (best epoch {state.best_epoch}, full+TTA): EER {m['eer']:.2f} % | "

@@ -1,4 +1,5 @@
 """A tiny corpus and teacher shared by the trainer tests, and the `key=value` arguments that point at them."""
+import json
 import os
 
 from data.demo import make_demo_corpus
@@ -21,3 +22,13 @@ def tiny_arguments(root: str, **extra) -> list[str]:
                     path_log=os.path.join(root, 'runs'))
     settings.update(extra)
     return [f'{k}={v}' for k, v in settings.items()]
+
+
+def comparable_results(run_dir: str) -> dict:
+    """results.json without its wall-clock training seconds (the one entry that differs between identical runs),
+    after checking that those seconds are there and positive."""
+    with open(os.path.join(run_dir, 'results.json')) as f:
+        results = json.load(f)
+    seconds = results.pop('train_seconds')
+    assert seconds['total'] > 0 and seconds['total'] == sum(v for k, v in seconds.items() if k != 'total')
+    return results

@@ -1,6 +1,5 @@
 """Preemption: `python main.py` sent SIGTERM mid-run writes a resumable checkpoint and exits cleanly; the
 resumed run ends with the same parameters and metrics as an uninterrupted one (CPU, real subprocesses)."""
-import json
 import os
 import signal
 import subprocess
@@ -9,7 +8,7 @@ import time
 
 import torch
 
-from helpers_trainer import tiny_arguments
+from helpers_trainer import comparable_results, tiny_arguments
 from trainer import checkpoint
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -51,6 +50,6 @@ def test_sigterm_then_resume_equals_uninterrupted_run(tmp_path):
     for key in a['model']:
         assert torch.equal(a['model'][key], b['model'][key]), key
     assert a['state']['history'] == b['state']['history']
-    final = [json.load(open(os.path.join(d, 'results.json')))
+    final = [comparable_results(d)
              for d in (os.path.join(root, 'runs', 'OS-KDFT2', 'straight'), run_dir)]
     assert final[0] == final[1]

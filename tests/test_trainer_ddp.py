@@ -9,9 +9,10 @@ from torch.utils.data import Dataset
 from arguments import get_args
 from helpers_trainer import tiny_arguments
 from models.noise import TrainingNoise
-from trainer.build import build_data, build_trainer
+from trainer.build import build_data, build_parts, build_trainer
 from trainer.distributed import DistEnv, launch
 from trainer.evaluate import evaluate_trials, extract_embeddings
+from trainer.methods import JOINT
 from trainer.steps import Batch, train_step
 from utils.seed import seed_everything
 
@@ -39,7 +40,9 @@ def _build(root: str, env: DistEnv):
     args = get_args(tiny_arguments(root, **DETERMINISTIC))
     data = build_data(args)
     seed_everything(args['rand_seed'])
-    trainer = build_trainer(args, env, data, None, os.path.join(root, f'unused-{env.world_size}'))
+    parts = build_parts(args, env, data)
+    trainer = build_trainer(args, env, data, None, os.path.join(root, f'unused-{env.world_size}'), parts, JOINT,
+                            best_name='unused', log_prefix='', label='')
     for module in trainer.core.modules():  # training noise off: its draws differ between processes
         if isinstance(module, TrainingNoise):
             module.low = module.high = 0.0

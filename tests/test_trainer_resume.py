@@ -1,6 +1,5 @@
 """Exact resume: a run stopped by SIGTERM (at an epoch boundary, then mid-epoch) and resumed ends with the
 same parameters, validation history and final metrics as the uninterrupted run."""
-import json
 import os
 import signal
 
@@ -9,7 +8,7 @@ import torch
 
 import main
 import trainer.fit
-from helpers_trainer import tiny_arguments
+from helpers_trainer import comparable_results, tiny_arguments
 from trainer import checkpoint
 
 STEPS_PER_EPOCH = 4  # 36 training utterances, batch 8, drop_last
@@ -52,7 +51,7 @@ def test_interrupted_and_resumed_run_equals_straight_run(tmp_path, monkeypatch):
     for key in a['model']:
         assert torch.equal(a['model'][key], b['model'][key]), key
     assert a['state']['history'] == b['state']['history']
-    ra = json.load(open(os.path.join(_run_dir(root, 'straight'), 'results.json')))
-    rb = json.load(open(os.path.join(_run_dir(root, 'resumed'), 'results.json')))
+    ra = comparable_results(_run_dir(root, 'straight'))
+    rb = comparable_results(_run_dir(root, 'resumed'))
     assert ra == rb
     assert ra['final']['O']['full_tta']['eer'] == pytest.approx(rb['final']['O']['full_tta']['eer'])

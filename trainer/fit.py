@@ -1,96 +1,45 @@
-"""The epoch loop: train, validate (TTA), keep the last and the best checkpoint, evaluate the best state.
+"""The epoch loop of one training phase: train, validate (TTA), keep the last and the best checkpoint, evaluate
+the best state.
 
 Resuming restores model, optimizer, scheduler, epoch, the position inside an interrupted epoch and every
-rank's RNG state, so a resumed run continues exactly as the uninterrupted one would have.
+rank's RNG state, so a resumed run continues exactly as the uninterrupted one would have. Every phase of every
+method (trainer/methods.py) runs through this loop; a phase without speaker validation (precomp's KD phase)
+only trains and keeps its last state.
 """
 from __future__ import annotations
 
-import math
 import os
 import signal
 import sys
 import time
-from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 import torch.nn as nn
-from torch.utils.data import DataLoader, Dataset, Sampler
-from torch.utils.data.distributed import DistributedSampler
+from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from data.curriculum import collate_train
-from data.trials import Trials
 from export.spec import describe_model
 from trainer import checkpoint
 from trainer.distributed import DistEnv, all_ranks_agree, gather_objects
 from trainer.evaluate import evaluate_trials, extract_embeddings
-from trainer.steps import Batch, train_step
+from trainer.sampler import ResumableSampler
+from trainer.state import EvalSpec, FitConfig, TrainState
+from trainer.steps import Batch, PhaseModule, train_step
 from utils.seed import get_rng_state, seed_everything, set_rng_state
 
 
-@dataclass
-class EvalSpec:
-    """One evaluation: the utterances to embed, their keys (row order) and the trial lists to score."""
-    name: str
-    eval_set: Dataset
-    keys: list[str]
-    trials: list[Trials]
-
-
-@dataclass
-class FitConfig:
-    """Loop settings, taken from arguments.py by main.py."""
-    epochs: int
-    seed: int
-    batch_size: int  # per process
-    run_dir: str
-    seg_size: int  # TTA segment, stored in checkpoints for exports
-    num_seg: int
-    amp: bool = True
-    num_workers: int = 0
-    max_nonfinite_steps: int = 10
-    progress: bool = True
-
-
-class ResumableSampler(Sampler):
-    """DistributedSampler order for an epoch, optionally starting after the first `skip` indices."""
-
-    def __init__(self, dataset: Dataset, env: DistEnv, seed: int):
-        self.inner = DistributedSampler(dataset, num_replicas=env.world_size, rank=env.rank,
-                                        shuffle=True, seed=seed, drop_last=True)
-        self.skip = 0
-
-    def set_epoch(self, epoch: int, skip: int = 0) -> None:
-        self.inner.set_epoch(epoch)
-        self.skip = skip
-
-    def __iter__(self):
-        return iter(list(self.inner)[self.skip:])
-
-    def __len__(self) -> int:
-        return len(self.inner) - self.skip
-
-
-@dataclass
-class TrainState:
-    """What a checkpoint holds besides the weights and optimiser."""
-    epoch: int = 0  # completed epochs
-    step: int = 0  # steps done inside epoch + 1 when interrupted, else 0
-    best_eer: float = math.inf
-    best_epoch: int = 0
-    nonfinite_total: int = 0
-    nonfinite_run: int = 0  # consecutive skipped steps, across epoch boundaries
-    history: list = field(default_factory=list)
-    partial: dict = field(default_factory=dict)  # loss sums and step count of an interrupted epoch
-    bad_files: list = field(default_factory=list)  # unreadable training files skipped so far
-
-
 class Trainer:
-    """Runs `fit` and `final_evaluation` for the joint methods on every rank; rank 0 logs and saves."""
+    """Runs `fit` (one phase of a method) and `final_evaluation` on every rank; rank 0 logs and saves.
 
-    def __init__(self, core: nn.Module, model: nn.Module, teacher: nn.Module, optimizer: torch.optim.Optimizer,
-                 scheduler, train_set: Dataset, validation: EvalSpec, env: DistEnv, logger, config: FitConfig):
+    `core` is the phase's PhaseModule, `model` the same wrapped in DDP when distributed, `teacher` the frozen model
+    the phase's targets come from (None when it learns from labels only).
+    """
+
+    def __init__(self, core: PhaseModule, model: nn.Module, teacher: nn.Module | None,
+                 optimizer: torch.optim.Optimizer, scheduler, train_set: Dataset, validation: EvalSpec, env: DistEnv,
+                 logger, config: FitConfig):
         self.core, self.model, self.teacher = core, model, teacher
         self.optimizer, self.scheduler = optimizer, scheduler
         self.train_set, self.validation, self.env, self.logger, self.cfg = train_set, validation, env, logger, config
@@ -101,24 +50,35 @@ class Trainer:
         self.state = TrainState()
         self.rng_on_resume = None
         self.stop_requested = False
+        self.clock = time.time()  # TrainState.seconds counts up to here
 
     # ----- checkpoints -----
     def checkpoint_state(self) -> dict:
-        return {'model': self.core.state_dict(), 'optimizer': self.optimizer.state_dict(),
-                'scheduler': self.scheduler.state_dict(), 'state': self.state.__dict__.copy(),
-                'rng': gather_objects(get_rng_state(), self.env), 'world_size': self.env.world_size,
-                'export': describe_model(self.core, self.cfg.seg_size, self.cfg.num_seg)}
+        """Everything a resumed run needs; a validated phase's core is a speaker model and carries its export
+        description (so `python -m export export --checkpoint` works on it)."""
+        state = {'model': self.core.state_dict(), 'optimizer': self.optimizer.state_dict(),
+                 'scheduler': self.scheduler.state_dict(), 'state': self.state.__dict__.copy(), 'phase': self.cfg.phase,
+                 'rng': gather_objects(get_rng_state(), self.env), 'world_size': self.env.world_size}
+        if self.cfg.validate:
+            state['export'] = describe_model(self.core, self.cfg.seg_size, self.cfg.num_seg)
+        return state
 
     def save(self, *names: str) -> None:
-        """All ranks take part (RNG states are gathered); rank 0 writes each named checkpoint atomically."""
+        """All ranks take part (RNG states are gathered); rank 0 writes each named checkpoint atomically.
+        The time since the last save is added to TrainState.seconds first."""
+        now = time.time()
+        self.state.seconds += now - self.clock
+        self.clock = now
         state = self.checkpoint_state()
         if self.env.is_main:
             for name in names:
                 checkpoint.save_atomic(state, os.path.join(self.cfg.run_dir, name))
 
     def resume(self, path: str) -> None:
-        """Continue from a checkpoint written by `save`."""
+        """Continue from a checkpoint that `save` wrote in this phase."""
         ckpt = checkpoint.load(path, self.env.device)
+        if ckpt.get('phase', self.cfg.phase) != self.cfg.phase:
+            raise ValueError(f"checkpoint {path} belongs to training phase {ckpt['phase']!r}, not {self.cfg.phase!r}")
         self.core.load_state_dict(ckpt['model'])
         self.optimizer.load_state_dict(ckpt['optimizer'])
         self.scheduler.load_state_dict(ckpt['scheduler'])
@@ -132,8 +92,9 @@ class Trainer:
         self.stop_requested = True
 
     def log(self, name: str, value: float, step: int) -> None:
+        """Log one metric (rank 0), under this phase's prefix."""
         if self.logger is not None:
-            self.logger.log_metric(name, value, step)
+            self.logger.log_metric(self.cfg.log_prefix + name, value, step)
 
     def note_bad_audio(self, paths: list[str], epoch: int) -> None:
         """Count and name the unreadable training files the data loader skipped (rank 0 logs them)."""
@@ -143,7 +104,7 @@ class Trainer:
         self.state.bad_files.extend(new)
         if self.logger is not None:
             self.logger.log_text('bad_audio', '\n'.join(f'epoch {epoch}: skipped unreadable {p}' for p in new))
-            self.logger.log_metric('bad_audio_files', len(self.state.bad_files), epoch)
+            self.log('bad_audio_files', len(self.state.bad_files), epoch)
 
     def train_epoch(self, epoch: int) -> dict[str, float] | None:
         """One pass over the training list; None when stopped by a signal (checkpoint written)."""
@@ -156,16 +117,17 @@ class Trainer:
             self.rng_on_resume = None
         else:
             seed_everything(self.cfg.seed, epoch, self.env.rank)
+        self.core.start_epoch(epoch)
         self.model.train()
         sums, count = dict(self.state.partial.get('sums', {})), self.state.partial.get('count', 0)
         started = time.time()
-        bar = tqdm(batches, desc=f'epoch {epoch}/{self.cfg.epochs}', disable=not (self.env.is_main and self.cfg.progress),
-                   initial=skip, total=skip + len(self.loader), dynamic_ncols=True, leave=False,
-                   mininterval=0.5 if sys.stderr.isatty() else 60.0)
+        bar = tqdm(batches, desc=f'{self.cfg.label}epoch {epoch}/{self.cfg.epochs}',
+                   disable=not (self.env.is_main and self.cfg.progress), initial=skip, total=skip + len(self.loader),
+                   dynamic_ncols=True, leave=False, mininterval=0.5 if sys.stderr.isatty() else 60.0)
         for step, items in enumerate(bar, start=skip + 1):
             self.note_bad_audio(items[4], epoch)
             losses = train_step(self.model, self.teacher, Batch.from_loader(items, self.env.device),
-                                self.optimizer, self.env, self.cfg.amp)
+                                self.optimizer, self.env, self.cfg.amp, targets_of=self.core.targets)
             if losses is None:
                 self.state.nonfinite_run += 1
                 self.state.nonfinite_total += 1
@@ -210,47 +172,58 @@ class Trainer:
                 self.log(f'{key}/val', value, epoch)
         return metrics['tta']['eer']
 
+    def report_epoch(self, epoch: int, losses: dict[str, float], eer: float | None, seconds: float) -> None:
+        """Log the epoch's mean losses and learning rate, and print one line (rank 0)."""
+        for name, value in losses.items():
+            self.log(name, value, epoch)
+        self.log('lr', self.optimizer.param_groups[0]['lr'], epoch)
+        parts = ', '.join(f'{name[5:]} {value:.4f}' for name, value in losses.items() if name.startswith('loss/'))
+        line = f"{self.cfg.label}epoch {epoch:3d} | loss {losses.get('loss', float('nan')):.4f} ({parts})"
+        if eer is not None:
+            line += f' | val EER {eer:.2f} % | best {self.state.best_eer:.2f} % @ {self.state.best_epoch}'
+        print(f'{line} | {seconds:.0f} s', flush=True)
+
     def fit(self) -> TrainState:
-        """Train from the current state to `epochs`, validating every epoch."""
+        """Train from the current state to `epochs`, validating every epoch when the phase validates."""
         previous = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
         signal.signal(signal.SIGTERM, self.request_stop)
         signal.signal(signal.SIGINT, self.request_stop)
+        self.clock = time.time()
         try:
             for epoch in range(self.state.epoch + 1, self.cfg.epochs + 1):
                 started = time.time()
                 losses = self.train_epoch(epoch)
                 if losses is None:
                     if self.env.is_main:
-                        print(f'stopped by signal during epoch {epoch}; checkpoint saved in {self.cfg.run_dir}. '
-                              f'Resume with: python main.py <same arguments> resume=True', flush=True)
+                        print(f'stopped by signal during {self.cfg.label}epoch {epoch}; checkpoint saved in '
+                              f'{self.cfg.run_dir}. Resume with: python main.py <same arguments> resume=True',
+                              flush=True)
                     return self.state
-                eer = self.validate(epoch)
-                eer = gather_objects(eer, self.env)[0]
+                eer = gather_objects(self.validate(epoch), self.env)[0] if self.cfg.validate else None
                 self.state.epoch = epoch
-                improved = eer < self.state.best_eer
+                improved = eer is not None and eer < self.state.best_eer
                 if improved:
                     self.state.best_eer, self.state.best_epoch = eer, epoch
                 self.state.history.append({'epoch': epoch, 'eer_val': eer, **losses})
                 if self.env.is_main and self.state.nonfinite_total:
                     self.log('nonfinite_steps', self.state.nonfinite_total, epoch)
-                self.save(checkpoint.LAST, *([checkpoint.BEST] if improved else []))
+                self.save(checkpoint.LAST, *([self.cfg.best_name] if improved else []))
                 if self.env.is_main:
-                    for name, value in losses.items():
-                        self.log(name, value, epoch)
-                    self.log('lr', self.optimizer.param_groups[0]['lr'], epoch)
-                    print(f'epoch {epoch:3d} | loss {losses.get("loss", float("nan")):.4f} '
-                          f'(kd {losses.get("loss/kd", float("nan")):.4f}, ft {losses.get("loss/ft", float("nan")):.4f})'
-                          f' | val EER {eer:.2f} % | best {self.state.best_eer:.2f} % @ {self.state.best_epoch}'
-                          f' | {time.time() - started:.0f} s', flush=True)
+                    self.report_epoch(epoch, losses, eer, time.time() - started)
         finally:
             signal.signal(signal.SIGTERM, previous[0])
             signal.signal(signal.SIGINT, previous[1])
         return self.state
 
+    @property
+    def finished(self) -> bool:
+        """Whether every epoch of this phase has been trained."""
+        return self.state.epoch == self.cfg.epochs
+
     def final_evaluation(self, spec: EvalSpec) -> dict | None:
         """Evaluate the best state on every trial list of `spec`: full, TTA and their mean (rank 0)."""
         gather_objects(None, self.env)  # barrier: rank 0 has finished writing the best checkpoint
-        best = os.path.join(self.cfg.run_dir, checkpoint.BEST)
+        best = os.path.join(self.cfg.run_dir, self.cfg.best_name)
         if os.path.isfile(best):
             self.core.load_state_dict(checkpoint.load(best, self.env.device)['model'])
         self.core.eval()

@@ -1,0 +1,78 @@
+"""Each training phase of every method learns: its loss falls over repeated passes on a few fixed batches (a tiny
+run has too few steps for the speaker loss to fall epoch over epoch), a frozen encoder stays exactly as it was,
+and the phases that learn from labels never run a teacher."""
+import pytest
+import torch
+
+from arguments import get_args
+from helpers_trainer import tiny_arguments
+from trainer.baselines import FineTunedTeacher
+from trainer.build import build_data, build_parts, build_trainer
+from trainer.distributed import DistEnv
+from trainer.methods import METHOD_PHASES
+from trainer.steps import Batch, train_step
+from utils.seed import seed_everything
+
+PASSES = 10
+ENV = DistEnv(0, 1, torch.device('cpu'))
+
+
+@pytest.fixture(scope='module')
+def root(tmp_path_factory):
+    return str(tmp_path_factory.mktemp('phase_modules'))
+
+
+def _phase_trainer(root: str, method: str, index: int):
+    args = get_args(tiny_arguments(root, method=method, lr=5e-3, lr_min=5e-3))
+    data = build_data(args)
+    seed_everything(args['rand_seed'])
+    parts = build_parts(args, ENV, data)
+    trainer = build_trainer(args, ENV, data, None, root, parts, METHOD_PHASES[method][index], best_name='unused',
+                            log_prefix='', label='')
+    trainer.train_set.set_epoch(1)
+    trainer.sampler.set_epoch(1)
+    return trainer, [Batch.from_loader(items, ENV.device) for items in trainer.loader]
+
+
+def _mean_losses(trainer, batches, epoch: int) -> list[float]:
+    """Mean loss of every pass over `batches`, training as epoch `epoch` of the phase."""
+    trainer.core.start_epoch(epoch)
+    trainer.model.train()
+    means = []
+    for _ in range(PASSES):
+        losses = [train_step(trainer.model, trainer.teacher, b, trainer.optimizer, ENV, amp=False,
+                             targets_of=trainer.core.targets)['loss'] for b in batches]
+        means.append(sum(losses) / len(losses))
+    return means
+
+
+@pytest.mark.parametrize('method, index, epoch', [
+    ('precomp', 0, 1), ('precomp', 1, 1), ('precomp', 1, 6), ('postcomp', 0, 1),
+    ('postcomp', 0, 6), ('postcomp', 1, 1)])
+def test_each_phase_learns(root, method, index, epoch):
+    """freeze_epochs is 5 by default: a fine-tuning phase's encoder is frozen in epoch 1 and trained in epoch 6."""
+    trainer, batches = _phase_trainer(root, method, index)
+    encoder = trainer.core.student
+    before = {k: v.clone() for k, v in encoder.state_dict().items()}
+    means = _mean_losses(trainer, batches, epoch)
+    assert sum(means[-3:]) < 0.9 * sum(means[:3]), means
+    unchanged = all(torch.equal(before[k], v) for k, v in encoder.state_dict().items())
+    frozen = getattr(trainer.core, 'frozen', False)
+    assert frozen == (METHOD_PHASES[method][index].name in ('ft', 'teacher_ft') and epoch == 1)
+    assert unchanged == frozen
+
+
+def test_label_phases_run_no_teacher_and_the_fine_tuned_teacher_stays_frozen(root):
+    precomp_ft, _ = _phase_trainer(root, 'precomp', 1)
+    postcomp_ft, _ = _phase_trainer(root, 'postcomp', 0)
+    assert precomp_ft.teacher is None and postcomp_ft.teacher is None
+    distil, batches = _phase_trainer(root, 'postcomp', 1)
+    teacher = distil.teacher
+    assert isinstance(teacher, FineTunedTeacher)
+    distil.model.train()
+    assert not teacher.training and not teacher.encoder.training
+    assert not any(p.requires_grad for p in teacher.parameters())
+    hidden, embedding = teacher(batches[0].x_kd, batches[0].x_ft)  # [B, Lt+1, T, H], [B, E]
+    assert hidden.shape[:2] == (batches[0].x_kd.shape[0], 4) and embedding.shape == (batches[0].x_ft.shape[0], 16)
+    again = teacher(batches[0].x_kd, batches[0].x_ft)
+    assert torch.equal(hidden, again[0]) and torch.equal(embedding, again[1])  # eval mode: deterministic

@@ -1,0 +1,132 @@
+"""Run a method's training phases in order on one rank, resume inside the phase the last checkpoint names, and
+hand each phase's result to the next.
+
+Files of a run directory (path_log/project/name), for every method:
+- checkpoint_last.pt: the latest state of whichever phase is training, with its phase name: the resume point.
+- checkpoint_best.pt: the best validated state of the method's last phase: the final model (evaluated, exported).
+- checkpoint_<phase>_best.pt, checkpoint_<phase>_last.pt: an earlier phase's best validated state (phases that
+  validate) and its state when it ended. The next phase starts from the best one if there is one, else the last.
+- phases.json: per finished phase, its epochs, best epoch, best validation EER and training seconds.
+The joint methods have one phase ('joint'), so their run directory is what it always was.
+"""
+from __future__ import annotations
+
+import gc
+import json
+import math
+import os
+from dataclasses import dataclass
+
+from torch import nn
+
+from log.atomic import atomic_write_bytes
+from trainer import checkpoint
+from trainer.build import DataBundle, build_parts, build_trainer, trainable_parameters
+from trainer.distributed import DistEnv, gather_objects
+from trainer.fit import Trainer
+from trainer.methods import METHOD_PHASES, Phase
+
+SUMMARY = 'phases.json'
+
+
+@dataclass
+class PhasesOutcome:
+    """Where a run stands after `run_phases`."""
+    trainer: Trainer  # the last phase's trainer, or the interrupted phase's
+    finished: bool  # every phase trained all of its epochs
+    summary: dict[str, dict]  # phases.json: per finished phase, epochs, best epoch / EER, seconds
+    params: dict[str, int]  # 'model': student + back-end (the exported model); 'trained': every parameter optimised
+
+
+def phase_files(phase: Phase, final: bool) -> tuple[str, str]:
+    """(best, last) checkpoint file names of a phase: the usual names for a method's last phase."""
+    if final:
+        return checkpoint.BEST, checkpoint.LAST
+    return f'checkpoint_{phase.name}_best.pt', f'checkpoint_{phase.name}_last.pt'
+
+
+def resume_index(run_dir: str, phases: tuple[Phase, ...]) -> int:
+    """Index of the phase that checkpoint_last.pt belongs to (a checkpoint without a phase name: the first)."""
+    path = os.path.join(run_dir, checkpoint.LAST)
+    names = [p.name for p in phases]
+    name = checkpoint.load(path).get('phase', names[0])
+    if name not in names:
+        raise SystemExit(f"argument 'resume': {path} belongs to phase {name!r}, which is not a phase of this method "
+                         f"({names}); resume with the method the run was started with")
+    return names.index(name)
+
+
+def read_summary(run_dir: str) -> dict[str, dict]:
+    """phases.json of the run directory ({} when absent)."""
+    path = os.path.join(run_dir, SUMMARY)
+    if not os.path.isfile(path):
+        return {}
+    with open(path) as f:
+        return json.load(f)
+
+
+def restore_outcome(core: nn.Module, run_dir: str, phase: Phase, env: DistEnv) -> str:
+    """Load a finished earlier phase's result into its module (and so into the shared parts): its best validated
+    state when it has one, else its last state. Returns the file used."""
+    gather_objects(None, env)  # barrier: rank 0 has finished writing the phase's files
+    best, last = phase_files(phase, final=False)
+    name = best if phase.validates and os.path.isfile(os.path.join(run_dir, best)) else last
+    core.load_state_dict(checkpoint.load(os.path.join(run_dir, name), env.device)['model'])
+    return name
+
+
+def _summarise(trainer: Trainer) -> dict:
+    state = trainer.state
+    validated = trainer.cfg.validate and math.isfinite(state.best_eer)
+    return {'epochs': state.epoch, 'best_epoch': state.best_epoch if validated else None,
+            'best_val_eer': state.best_eer if validated else None, 'seconds': state.seconds}
+
+
+def run_phases(args: dict, env: DistEnv, data: DataBundle, logger, run_dir: str) -> PhasesOutcome:
+    """Train every phase of args['method'] (from the resume point when args['resume']); stop early, with a resumable
+    checkpoint, when a signal stops a phase."""
+    parts = build_parts(args, env, data)
+    phases = METHOD_PHASES[args['method']]
+    start = resume_index(run_dir, phases) if args['resume'] else 0
+    done = read_summary(run_dir)
+    missing = [p.name for p in phases[:start] if p.name not in done]
+    if missing:
+        raise SystemExit(f"argument 'resume': {os.path.join(run_dir, SUMMARY)} does not record the finished "
+                         f"phase(s) {missing}; the run directory is incomplete")
+    summary = {p.name: done[p.name] for p in phases[:start]}
+    trained: dict[int, int] = {}  # id(parameter) → numel, over every phase
+    for index, phase in enumerate(phases):
+        final = index == len(phases) - 1
+        if index < start:  # finished in an earlier session: take its result and move on
+            core = phase.build(parts, args)
+            trained.update({id(p): p.numel() for p in trainable_parameters(core)})
+            restore_outcome(core, run_dir, phase, env)
+            continue
+        best, last = phase_files(phase, final)
+        label = f"[{args['method']} {index + 1}/{len(phases)}: {phase.name}] " if len(phases) > 1 else ''
+        trainer = build_trainer(args, env, data, logger, run_dir, parts, phase, best_name=best,
+                                log_prefix='' if final else f'{phase.name}/', label=label)
+        trained.update({id(p): p.numel() for p in trainable_parameters(trainer.core)})
+        if args['resume'] and index == start:
+            trainer.resume(os.path.join(run_dir, checkpoint.LAST))
+            if env.is_main:
+                print(f'{label}resumed from {checkpoint.LAST}: {trainer.state.epoch} of {trainer.cfg.epochs} epochs '
+                      f'done, {trainer.state.step} steps into the next', flush=True)
+        elif env.is_main and label:
+            print(f'{label}starts: {args[phase.epochs_key]} epochs ({phase.epochs_key})', flush=True)
+        trainer.fit()
+        if not trainer.finished:
+            return PhasesOutcome(trainer, False, summary, {})
+        if not final:
+            trainer.save(last)
+        summary[phase.name] = _summarise(trainer)
+        if env.is_main:
+            atomic_write_bytes(os.path.join(run_dir, SUMMARY), json.dumps(summary, indent=1).encode())
+        if not final:
+            used = restore_outcome(trainer.core, run_dir, phase, env)
+            if env.is_main:
+                print(f'{label}done; the next phase starts from {used}', flush=True)
+            del trainer  # drop this phase's DDP wrapper (and its gradient hooks) before the next phase's
+            gc.collect()
+    model = sum(p.numel() for m in (trainer.core.student, trainer.core.backend) for p in m.parameters())
+    return PhasesOutcome(trainer, True, summary, {'model': model, 'trained': sum(trained.values())})
