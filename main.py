@@ -1,6 +1,8 @@
 """OS-KDFT2 entry point: arguments → processes → build → train (every phase of the method) → evaluate → export.
 
     python main.py                                  # built-in demo (no data or weights needed)
+    python main.py method=precomp                   # a baseline (os_kdft2 | os_kdft | precomp | postcomp)
+    python -m trainer.compare                       # all four methods side by side, one table
     python main.py path_train=/data/vox1/dev/wav path_test=/data/vox1/test/wav \\
         path_trials=/data/vox1/veri_test2.txt path_libri=/data/LibriSpeech/train-clean-100
 """

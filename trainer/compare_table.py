@@ -6,7 +6,7 @@ HEADERS = ('method', 'epochs (budget)', 'batch', 'params: model', 'params: train
 
 COUNTED = ('params: model = student + back-end, the exported speaker model. params: trained = every parameter some '
            'phase optimised (KD heads and speaker classifier included; for postcomp also the fine-tuned teacher copy '
-           'and its back-end). train time = wall-clock seconds of every phase\'s training epochs with their '
+           'and its back-end). train time (m:ss) = wall-clock time of every phase\'s training epochs with their '
            'per-epoch validation, summed over resumed sessions (model loading and the final evaluation excluded). '
            'EER and minDCF: the final evaluation (full + TTA scores) of the last phase\'s best epoch.')
 
