@@ -12,8 +12,7 @@ import torch
 
 from data.eval_sets import EvalSet
 from data.voxceleb import AUDIO_EXTENSIONS, Utterance
-from export.model import ExportedModel
-from export.spec import ExportError
+from export.model import ExportedModel, ExportError
 from trainer.distributed import DistEnv
 from trainer.evaluate import extract_embeddings
 

@@ -13,7 +13,7 @@ import torch
 
 from data.audio import AudioError
 from export.commands import run_embed, run_export, run_score, run_verify
-from export.spec import ExportError
+from models.description import DescriptionError
 
 DEFAULT_DEVICE = 'cuda' if torch.cuda.is_available() else 'cpu'
 
@@ -87,5 +87,5 @@ def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     try:
         COMMANDS[args.command].run(args)
-    except (ExportError, AudioError) as error:
+    except (DescriptionError, AudioError) as error:
         raise SystemExit('error: ' + str(error).replace('\n', ' ')) from None

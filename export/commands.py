@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from export.audio_inputs import check_audio_path, embed_paths, read_path_list
-from export.spec import SCORE_KIND, ExportError
+from export.model import SCORE_KIND, ExportError
 from export.store import check_new_directory, export_from_checkpoint, load_exported, model_from_checkpoint, \
     save_export
 from export.trial_scoring import has_both_classes, read_trial_pairs, score_trial_list

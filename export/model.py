@@ -5,10 +5,19 @@ import torch
 from torch import nn
 from transformers import AutoModel
 
-from export.spec import ExportError, check_spec
 from models.backend import SpeakerBackend
+from models.description import DescriptionError, check_spec
 from models.families import FAMILIES
 from models.student import Student
+
+FORMAT = 'os-kdft2-speaker-model'  # marker of export.json
+VERSION = 1
+# trainer.evaluate.score_trials key of the score the stored threshold applies to: mean of full and TTA cosine
+SCORE_KIND = 'full_tta'
+
+
+class ExportError(DescriptionError):
+    """A user-facing problem with an export, a checkpoint or an input file; the message names it."""
 
 
 def build_student(spec: dict) -> Student:

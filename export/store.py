@@ -16,8 +16,9 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from export.model import ExportedModel
-from export.spec import FORMAT, SCORE_KIND, VERSION, ExportError, check_spec, describe_model
+from export.model import FORMAT, SCORE_KIND, VERSION, ExportedModel, ExportError
+from models.description import check_spec, describe_model
+from utils.atomic import umask_mode
 from trainer import checkpoint
 
 CONFIG_FILE = 'export.json'
@@ -52,12 +53,14 @@ def save_export(model: ExportedModel, out_dir: str) -> str:
     parent = os.path.dirname(os.path.abspath(out_dir))
     os.makedirs(parent, exist_ok=True)
     tmp = tempfile.mkdtemp(prefix='.' + os.path.basename(os.path.abspath(out_dir)) + '.', suffix='.tmp', dir=parent)
+    os.chmod(tmp, umask_mode(0o777))  # mkdtemp makes it private; an export is meant to be shared
     document = {'format': FORMAT, 'version': VERSION, 'model': model.spec,
                 'decision': {'threshold': float(model.threshold), 'score_kind': SCORE_KIND},
                 'metadata': model.metadata}
     try:
         tensors = {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
         save_file(tensors, os.path.join(tmp, WEIGHTS_FILE), metadata={'format': FORMAT})
+        os.chmod(os.path.join(tmp, WEIGHTS_FILE), umask_mode())  # safetensors writes it private (0600)
         with open(os.path.join(tmp, CONFIG_FILE), 'w', encoding='utf-8') as handle:
             json.dump(document, handle, indent=1, default=_plain)
         os.rename(tmp, out_dir)

@@ -1,7 +1,7 @@
 """Scoring a trial list with an exported model: VoxCeleb-format lists, with or without labels.
 
 Labelled lines are `label enroll test` (read by data.trials.read_trials); unlabelled lists hold `enroll test`.
-Scores are the training's final-evaluation scores (trainer.evaluate.score_trials), of kind spec.SCORE_KIND.
+Scores are the training's final-evaluation scores (trainer.evaluate.score_trials), of kind model.SCORE_KIND.
 """
 from __future__ import annotations
 
@@ -13,8 +13,7 @@ import torch
 
 from data.trials import read_trials
 from export.audio_inputs import embed_paths, locate_keys
-from export.model import ExportedModel
-from export.spec import SCORE_KIND, ExportError
+from export.model import SCORE_KIND, ExportedModel, ExportError
 from trainer.evaluate import score_trials
 
 

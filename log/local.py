@@ -21,7 +21,7 @@ import shutil
 import torch
 from matplotlib.figure import Figure
 
-from log.atomic import atomic_write, atomic_write_bytes
+from utils.atomic import atomic_write, atomic_write_bytes
 from log.base import Logger, check_name
 from log.history import MetricHistory
 from log.plots import curves_figure, save_png

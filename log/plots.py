@@ -12,7 +12,7 @@ from matplotlib.ticker import MaxNLocator
 from scipy.special import ndtri
 from sklearn.metrics import det_curve
 
-from log.atomic import atomic_write
+from utils.atomic import atomic_write
 
 # DET axes ticks (probabilities), as in NIST DET plots
 _DET_TICKS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.4)
@@ -27,7 +27,7 @@ def new_figure(width: float = 6.4, height: float = 4.8) -> Figure:
 
 
 def save_png(figure: Figure, path: str) -> None:
-    """Write `figure` to `path` as PNG atomically (see log.atomic)."""
+    """Write `figure` to `path` as PNG atomically (see utils.atomic)."""
     atomic_write(path, lambda stream: figure.savefig(stream, format='png', dpi=100))
 
 

@@ -15,7 +15,7 @@ import PIL.Image
 import torch
 from matplotlib.figure import Figure
 
-from log.atomic import atomic_write
+from utils.atomic import atomic_write
 from log.base import Logger
 
 STEP_KEY = 'step'  # every metric is plotted against the step it was logged with

@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 import os
-import tempfile
 import warnings
 
 import torch
+
+from utils.atomic import atomic_write
 
 LAST = 'checkpoint_last.pt'
 BEST = 'checkpoint_best.pt'
@@ -16,18 +17,10 @@ def save_atomic(state: dict, path: str) -> bool:
 
     Returns False (with a warning saying why) when the write fails; the old file is untouched then.
     """
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix='.' + os.path.basename(path) + '.', suffix='.tmp', dir=directory)
     try:
-        with os.fdopen(fd, 'wb') as f:
-            torch.save(state, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        atomic_write(path, lambda stream: torch.save(state, stream))
         return True
     except (OSError, RuntimeError) as error:
-        if os.path.exists(tmp):
-            os.remove(tmp)
         warnings.warn(f'could not write checkpoint {path}: {error}; the previous checkpoint is kept')
         return False
 

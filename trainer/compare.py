@@ -19,7 +19,7 @@ import time
 
 import main
 from arguments import EXPERIMENT_ARGS, SYSTEM_ARGS, get_args, is_demo, parse_overrides
-from log.atomic import atomic_write_bytes
+from utils.atomic import atomic_write_bytes
 from trainer import checkpoint
 from trainer.compare_table import report
 

@@ -20,7 +20,7 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from data.curriculum import collate_train
-from export.spec import describe_model
+from models.description import describe_model
 from trainer import checkpoint
 from trainer.distributed import DistEnv, all_ranks_agree, gather_objects
 from trainer.evaluate import evaluate_trials, extract_embeddings

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from torch import nn
 
-from log.atomic import atomic_write_bytes
+from utils.atomic import atomic_write_bytes
 from trainer import checkpoint
 from trainer.build import DataBundle, build_parts, build_trainer, trainable_parameters
 from trainer.distributed import DistEnv, gather_objects

@@ -1,7 +1,7 @@
-"""What an exported speaker model is: a plain-data description of the student + back-end, enough to rebuild them.
+"""A plain-data description of a speaker model (student + back-end), enough to rebuild it without the teacher.
 
-The same dict is what a trainer stores in checkpoint['export'], so any checkpoint can be exported later without the
-teacher, the training arguments or the data.
+The trainer stores it in checkpoint['export'] and export/ writes it into export.json, so any checkpoint can be
+exported later without the teacher, the training arguments or the data.
 """
 from __future__ import annotations
 
@@ -11,10 +11,6 @@ from data.audio import SAMPLE_RATE
 from models.backend import AGGREGATIONS
 from models.families import FAMILIES
 
-FORMAT = 'os-kdft2-speaker-model'  # marker of export.json
-VERSION = 1
-# trainer.evaluate.score_trials key of the score the stored threshold applies to: mean of full and TTA cosine
-SCORE_KIND = 'full_tta'
 AGGREGATION_NAMES = {cls: name for name, cls in AGGREGATIONS.items()}
 
 # key of the description → (type, what it is); checked when an export or a checkpoint entry is read
@@ -32,8 +28,8 @@ FIELDS = {
 }
 
 
-class ExportError(Exception):
-    """A user-facing problem with an export, a checkpoint or an input file; the message names it."""
+class DescriptionError(ValueError):
+    """A model description that is incomplete or inconsistent; the message names where it came from."""
 
 
 def describe_model(core: nn.Module, seg_size: int, num_seg: int) -> dict:
@@ -42,7 +38,7 @@ def describe_model(core: nn.Module, seg_size: int, num_seg: int) -> dict:
     adapter = student.layers[0].adapter
     aggregation = AGGREGATION_NAMES.get(type(backend.aggregation))
     if aggregation is None:
-        raise ExportError(f"back-end aggregation {type(backend.aggregation).__name__} is not one of "
+        raise DescriptionError(f"back-end aggregation {type(backend.aggregation).__name__} is not one of "
                           f"{sorted(AGGREGATIONS)}; it cannot be exported")
     return check_spec({
         'student_config': student.config.to_dict(),
@@ -59,26 +55,26 @@ def describe_model(core: nn.Module, seg_size: int, num_seg: int) -> dict:
 
 
 def check_spec(spec: object, where: str) -> dict:
-    """Return `spec` when it is a complete, consistent description; else an ExportError naming `where`."""
+    """Return `spec` when it is a complete, consistent description; else a DescriptionError naming `where`."""
     if not isinstance(spec, dict):
-        raise ExportError(f"{where}: expected a model description (a dict), got {type(spec).__name__}")
+        raise DescriptionError(f"{where}: expected a model description (a dict), got {type(spec).__name__}")
     for key, (kind, what) in FIELDS.items():
         value = spec.get(key)
         if key not in spec or not isinstance(value, kind) or isinstance(value, bool):
-            raise ExportError(f"{where}: model description needs {key!r} ({what}), got {value!r}")
+            raise DescriptionError(f"{where}: model description needs {key!r} ({what}), got {value!r}")
     model_type = spec['student_config'].get('model_type')
     if model_type not in FAMILIES:
-        raise ExportError(f"{where}: student_config model_type {model_type!r} is not one of {sorted(FAMILIES)}")
+        raise DescriptionError(f"{where}: student_config model_type {model_type!r} is not one of {sorted(FAMILIES)}")
     if spec['aggregation'] not in AGGREGATIONS:
-        raise ExportError(f"{where}: aggregation {spec['aggregation']!r}, expected one of {sorted(AGGREGATIONS)}")
+        raise DescriptionError(f"{where}: aggregation {spec['aggregation']!r}, expected one of {sorted(AGGREGATIONS)}")
     if spec['student_config'].get('num_hidden_layers') != spec['num_layers'] or \
             spec['num_states'] != spec['num_layers'] + 1:
-        raise ExportError(f"{where}: inconsistent layer counts (num_layers {spec['num_layers']}, num_states "
+        raise DescriptionError(f"{where}: inconsistent layer counts (num_layers {spec['num_layers']}, num_states "
                           f"{spec['num_states']}, config num_hidden_layers "
                           f"{spec['student_config'].get('num_hidden_layers')})")
     if spec['seg_size'] <= 0 or spec['num_seg'] <= 0:
-        raise ExportError(f"{where}: seg_size and num_seg must be positive, got {spec['seg_size']} and "
+        raise DescriptionError(f"{where}: seg_size and num_seg must be positive, got {spec['seg_size']} and "
                           f"{spec['num_seg']}")
     if spec['sample_rate'] != SAMPLE_RATE:
-        raise ExportError(f"{where}: sample_rate {spec['sample_rate']}, expected {SAMPLE_RATE}")
+        raise DescriptionError(f"{where}: sample_rate {spec['sample_rate']}, expected {SAMPLE_RATE}")
     return spec

@@ -1,0 +1,42 @@
+"""Atomic file writes: readers (a browser on the run folder, a sync job, a resuming run) never see a half-written
+file, and a failed write (full disk) leaves the previous file intact.
+
+The content goes to a temporary file in the destination folder, is flushed to disk, then `os.replace` swaps it in,
+which is atomic on POSIX and Windows when both paths are on the same file system. The file gets the mode any new
+file gets under the user's umask (mkstemp alone would make it private, 0600).
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from typing import BinaryIO, Callable
+
+
+def umask_mode(base: int = 0o666) -> int:
+    """`base` reduced by the process's umask: the mode open() or mkdir() would give a new file or folder."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return base & ~mask
+
+
+def atomic_write(path: str, write: Callable[[BinaryIO], None]) -> None:
+    """Create or replace `path` with what `write(stream)` writes, all at once."""
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=folder, prefix='.' + os.path.basename(path) + '.', suffix='.tmp')
+    try:
+        os.fchmod(handle, umask_mode())
+        with os.fdopen(handle, 'wb') as stream:
+            write(stream)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+        raise
+
+
+def atomic_write_bytes(path: str, data: bytes) -> None:
+    """Create or replace `path` with `data`, all at once."""
+    atomic_write(path, lambda stream: stream.write(data))
