@@ -12,12 +12,12 @@ import json
 import os
 
 from arguments import EXPERIMENT_ARGS, check_args, check_teacher_args, get_args, is_demo
+from data.bundle import build_data
 from data.demo import make_demo_corpus
 from export import export_model
 from log import build_logger
 from models.teacher import load_ssl_config, make_tiny_teacher
 from trainer import checkpoint
-from trainer.build import build_data
 from trainer.distributed import DistEnv, launch, planned_world_size
 from trainer.phases import PhasesOutcome, run_phases
 from utils.seed import seed_everything

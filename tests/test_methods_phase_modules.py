@@ -7,7 +7,8 @@ import torch
 from arguments import get_args
 from helpers_trainer import tiny_arguments
 from trainer.baselines import FineTunedTeacher
-from trainer.build import build_data, build_parts, build_trainer
+from data.bundle import build_data
+from trainer.build import build_parts, build_trainer
 from trainer.distributed import DistEnv
 from trainer.methods import METHOD_PHASES
 from trainer.steps import Batch, train_step

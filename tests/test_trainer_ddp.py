@@ -9,7 +9,8 @@ from torch.utils.data import Dataset
 from arguments import get_args
 from helpers_trainer import tiny_arguments
 from models.noise import TrainingNoise
-from trainer.build import build_data, build_parts, build_trainer
+from data.bundle import build_data
+from trainer.build import build_parts, build_trainer
 from trainer.distributed import DistEnv, launch
 from trainer.evaluate import evaluate_trials, extract_embeddings
 from trainer.methods import JOINT

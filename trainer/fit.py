@@ -25,7 +25,8 @@ from trainer import checkpoint
 from trainer.distributed import DistEnv, all_ranks_agree, gather_objects
 from trainer.evaluate import evaluate_trials, extract_embeddings
 from trainer.sampler import ResumableSampler
-from trainer.state import EvalSpec, FitConfig, TrainState
+from data.bundle import EvalSpec
+from trainer.state import FitConfig, TrainState
 from trainer.steps import Batch, PhaseModule, train_step
 from utils.seed import get_rng_state, seed_everything, set_rng_state
 

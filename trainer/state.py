@@ -1,4 +1,4 @@
-"""What the epoch loop is told (FitConfig, EvalSpec) and what it carries from checkpoint to checkpoint (TrainState).
+"""What the epoch loop is told (FitConfig) and what it carries from checkpoint to checkpoint (TrainState).
 
 One Trainer runs one training phase of a method (trainer/methods.py); the phase's name is in its config and in
 every checkpoint it writes, so a resumed run knows which phase to continue.
@@ -8,19 +8,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from torch.utils.data import Dataset
-
-from data.trials import Trials
 from trainer import checkpoint
-
-
-@dataclass
-class EvalSpec:
-    """One evaluation: the utterances to embed, their keys (row order) and the trial lists to score."""
-    name: str
-    eval_set: Dataset
-    keys: list[str]
-    trials: list[Trials]
 
 
 @dataclass
