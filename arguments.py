@@ -10,8 +10,12 @@ from __future__ import annotations
 
 import ast
 import difflib
+import json
 import os
 import sys
+
+from data.curriculum import SCHEDULES
+from trainer.methods import METHODS
 
 SYSTEM_ARGS = {
     # --- experiment identity (run directory = path_log/project/name) ---
@@ -43,12 +47,13 @@ SYSTEM_ARGS = {
     # --- hardware ---
     'usable_gpu': '',                       # GPU ids to spawn on, e.g. '0,1'; '' = all visible; 'cpu' = none
     'cpu_processes': 1,                     # processes (gloo) when no GPU is used
-    'amp': True,                            # bf16 autocast on GPU (ignored on CPU)
+    'amp': False,                           # bf16 autocast on GPU (ignored on CPU): an opt-in deviation from the
+                                            # released fp32, its effect on EER not measured yet
 }
 
 EXPERIMENT_ARGS = {
     # --- method ---
-    'method': 'os_kdft2',                   # os_kdft2 | os_kdft | precomp | postcomp
+    'method': 'os_kdft2',                   # os_kdft2 | os_kdft | precomp | postcomp (recipes: trainer/methods.py)
     'huggingface_url': 'facebook/hubert-base-ls960',  # teacher: hub id or local directory
     'epoch': 100,                           # epochs of the joint methods / of the baselines' fine-tuning phase
     'epoch_KD': 100,                        # epochs of the baselines' KD phase (precomp phase 1, postcomp phase 2)
@@ -64,8 +69,8 @@ EXPERIMENT_ARGS = {
     'adapter_size': 64,                     # OS-KDFT adapter bottleneck (method os_kdft)
     # --- speaker back-end ---
     'embed_size': 192,                      # speaker embedding size
-    'weighted_sum': False,                  # learned weighted sum of hidden states (os_kdft)
-    'use_TFT': True,                        # attentive feature tuner (os_kdft2)
+    'use_TFT': True,                        # back-end layer aggregation: attentive feature tuner (True) or the
+                                            # released weighted sum of hidden states (False); set per method
     'ft_loss': 'softmax',                   # softmax (class-weighted CE) | aam
     'class_weight': True,                   # weight classes by N / n_c as released
     'aam_margin': 0.2,                      # AAM-softmax margin
@@ -74,7 +79,7 @@ EXPERIMENT_ARGS = {
     'cos_lambda': 1.0,                      # weight of the cosine term of the DistilHuBERT loss
     'kd_cos_reduction': 'sum',              # frames reduction of the cosine term: sum (released) | mean (paper)
     'target_layer_idx': [4, 8, 12],         # teacher layers predicted by the KD heads
-    'curriculum': 'linear',                 # p(VoxCeleb KD item): linear | constant | step | cosine | none
+    'curriculum': 'linear',                 # p(VoxCeleb KD item): linear | constant | step | cosine | none | switch
     'curriculum_p': 0.5,                    # the constant schedule's probability
     'w_kd': 1.0,                            # weight of the KD loss
     'w_ft': 1.0,                            # weight of the speaker loss
@@ -93,7 +98,8 @@ EXPERIMENT_ARGS = {
     'max_bad_audio_fraction': 0.01,         # fraction of unreadable training files that stops the run
 }
 
-# Applied when `path_train` is empty: the built-in demo (synthetic corpus, tiny random teacher, CPU).
+# Applied when `path_train` is empty: the built-in demo (synthetic corpus, tiny random teacher, CPU); each method
+# adds its own demo budget (its `demo` entry in trainer/methods.py).
 DEMO_ARGS = {
     'name': 'demo',
     'tags': ['demo'],
@@ -114,25 +120,15 @@ DEMO_ARGS = {
     'num_workers': 2,
 }
 
-# Each method's recipe (SPEC §3): applied unless the key is given on the command line.
-METHOD_ARGS = {
-    'os_kdft2': {'use_TFT': True, 'weighted_sum': False, 'curriculum': 'linear'},
-    'os_kdft': {'use_TFT': False, 'weighted_sum': True, 'curriculum': 'none'},
-    'precomp': {'use_TFT': True, 'weighted_sum': False, 'curriculum': 'none', 'batch_size': 100},
-    'postcomp': {'use_TFT': True, 'weighted_sum': False, 'curriculum': 'none', 'batch_size': 100},
-}
-
-# The demo's budget per method: 10 epochs for every method, the two-phase baselines split 5 + 5 (freezing 1 of
-# their 5 fine-tuning epochs, as the paper freezes 5 of 100); each method's demo run has its own name.
-DEMO_METHOD_ARGS = {
-    'os_kdft2': {},
-    'os_kdft': {'name': 'demo_os_kdft'},
-    'precomp': {'name': 'demo_precomp', 'epoch_KD': 5, 'epoch': 5, 'freeze_epochs': 1},
-    'postcomp': {'name': 'demo_postcomp', 'epoch_KD': 5, 'epoch': 5, 'freeze_epochs': 1},
-}
-
 # Keys whose default is None: the types they accept besides None.
 NULLABLE = {'student_dropout': float, 'student_layerdrop': float, 'student_mask_time_prob': float}
+
+# Keys that do not change what a run computes (model, data, order of draws): a run may be resumed or reused with
+# other values of these; any other difference is refused (see differing_arguments).
+RUN_NEUTRAL_KEYS = ('name', 'resume', 'tags', 'description', 'use_wandb', 'wandb_user', 'wandb_token', 'use_neptune',
+                    'neptune_user', 'neptune_token', 'neptune_mode', 'num_workers', 'path_demo', 'usable_gpu',
+                    'cpu_processes')
+ARGUMENTS_FILE = 'arguments.json'  # the arguments a run was started with, in its run directory (tokens masked)
 
 SECRET_KEYS = ('wandb_token', 'neptune_token')
 ENV_CREDENTIALS = {'wandb_token': 'WANDB_API_KEY', 'neptune_token': 'NEPTUNE_API_TOKEN'}
@@ -183,17 +179,18 @@ def is_demo(args: dict) -> bool:
 
 
 def get_args(argv: list[str] | None = None) -> dict:
-    """Defaults ← method recipe ← demo settings (when no data set is configured; per method: DEMO_METHOD_ARGS) ←
+    """Defaults ← the method's defaults ← demo settings (when no data set is configured, with the method's demo budget) ←
     command-line overrides ← env credentials."""
     defaults = {**SYSTEM_ARGS, **EXPERIMENT_ARGS}
     overrides = parse_overrides(sys.argv[1:] if argv is None else argv, defaults)
     args = dict(defaults)
     args.update(overrides)
-    if args['method'] not in METHOD_ARGS:
-        raise SystemExit(f"argument 'method': got {args['method']!r}, expected one of {sorted(METHOD_ARGS)}")
-    args.update({k: v for k, v in METHOD_ARGS[args['method']].items() if k not in overrides})
+    if args['method'] not in METHODS:
+        raise SystemExit(f"argument 'method': got {args['method']!r}, expected one of {sorted(METHODS)}")
+    method = METHODS[args['method']]
+    args.update({k: v for k, v in method.defaults.items() if k not in overrides})
     if is_demo(args):
-        demo = {**DEMO_ARGS, **DEMO_METHOD_ARGS[args['method']]}
+        demo = {**DEMO_ARGS, **method.demo}
         args.update({k: v for k, v in demo.items() if k not in overrides})
     for key, env in ENV_CREDENTIALS.items():
         if not args[key] and os.environ.get(env):
@@ -226,7 +223,7 @@ def check_args(args: dict, world_size: int) -> None:
     if not 0.0 <= args['max_bad_audio_fraction'] < 1.0:
         _fail('max_bad_audio_fraction', args['max_bad_audio_fraction'], 'expected a fraction in [0, 1)')
     choices = {'validation': ('test', 'heldout'), 'kd_cos_reduction': ('sum', 'mean'), 'ft_loss': ('softmax', 'aam'),
-               'curriculum': ('linear', 'constant', 'step', 'cosine', 'none')}
+               'curriculum': tuple(SCHEDULES)}
     for key, allowed in choices.items():
         if args[key] not in allowed:
             _fail(key, args[key], f'expected one of {list(allowed)}')
@@ -252,3 +249,15 @@ def check_teacher_args(args: dict, teacher_layers: int, teacher_hidden: int) -> 
 def public_args(args: dict) -> dict:
     """The arguments with every credential masked, for logs and saved files."""
     return {k: ('***' if k in SECRET_KEYS and v else v) for k, v in args.items()}
+
+
+def differing_arguments(recorded: dict, requested: dict) -> tuple[list[str], list[str]]:
+    """Compare a run's recorded arguments with new ones: (keys that change what the run computes, neutral keys
+    that differ), each as 'key: recorded → requested' lines."""
+    now = json.loads(json.dumps(public_args(requested)))  # the recorded file's types: lists, null, masked tokens
+    changed, neutral = [], []
+    for key in sorted(set(recorded) | set(now)):
+        if recorded.get(key) != now.get(key):
+            line = f'{key}: {recorded.get(key, "(absent)")!r} → {now.get(key, "(absent)")!r}'
+            (neutral if key in RUN_NEUTRAL_KEYS else changed).append(line)
+    return changed, neutral

@@ -2,7 +2,7 @@
 
     python main.py                                  # built-in demo (no data or weights needed)
     python main.py method=precomp                   # a baseline (os_kdft2 | os_kdft | precomp | postcomp)
-    python -m trainer.compare                       # all four methods side by side, one table
+    python compare.py                               # all four methods side by side, one table
     python main.py path_train=/data/vox1/dev/wav path_test=/data/vox1/test/wav \\
         path_trials=/data/vox1/veri_test2.txt path_libri=/data/LibriSpeech/train-clean-100
 """
@@ -11,7 +11,8 @@ from __future__ import annotations
 import json
 import os
 
-from arguments import EXPERIMENT_ARGS, check_args, check_teacher_args, get_args, is_demo
+from arguments import ARGUMENTS_FILE, EXPERIMENT_ARGS, check_args, check_teacher_args, differing_arguments, get_args, \
+    is_demo, public_args
 from data.bundle import build_data
 from data.demo import make_demo_corpus
 from export import export_model
@@ -19,7 +20,8 @@ from log import build_logger
 from models.teacher import load_ssl_config, make_tiny_teacher
 from trainer import checkpoint
 from trainer.distributed import DistEnv, launch, planned_world_size
-from trainer.phases import PhasesOutcome, run_phases
+from trainer.run import PhasesOutcome, final_lines, run_phases
+from utils.atomic import atomic_write_bytes
 from utils.seed import seed_everything
 
 SOURCE_DIR = os.path.dirname(os.path.abspath(__file__))
@@ -96,14 +98,31 @@ def report(results: dict, outcome: PhasesOutcome, args: dict, run_dir: str, demo
         json.dump({'method': args['method'], 'best_epoch': state.best_epoch, 'best_val_eer': state.best_eer,
                    'final': results, 'phases': phases, 'params': outcome.params, 'batch_size': args['batch_size'],
                    'train_seconds': {**seconds, 'total': sum(seconds.values())}}, f, indent=1)
-    for name, metrics in results.items():
-        m = metrics['full_tta']
-        print(f"final Vox1-{name} (best epoch {state.best_epoch}, full+TTA): EER {m['eer']:.2f} % | "
-              f"minDCF(0.01) {m['min_dcf_0.01']:.4f} | minDCF(0.05) {m['min_dcf_0.05']:.4f}")
+    for line in final_lines(results, f'(best epoch {state.best_epoch}, full+TTA)'):
+        print(line)
     print(f'results, logs and checkpoints: {run_dir}')
     if demo:
         print('run the paper experiment: python main.py path_train=<vox1 dev> path_test=<vox1 test> '
               'path_trials=<veri_test2.txt> path_libri=<LibriSpeech/train-clean-100> (see README)')
+
+
+def record_arguments(run_dir: str, args: dict) -> None:
+    """A new run writes the arguments it was started with (tokens masked); a resumed run must match them in every
+    key that changes what it computes, and says which neutral keys (workers, trackers, processes) changed."""
+    path = os.path.join(run_dir, ARGUMENTS_FILE)
+    if not args['resume']:
+        atomic_write_bytes(path, json.dumps(public_args(args), indent=1).encode())
+        return
+    if not os.path.isfile(path):
+        print(f'note: {path} does not exist (a run from an older version); the arguments cannot be checked')
+        return
+    with open(path) as f:
+        changed, neutral = differing_arguments(json.load(f), args)
+    if changed:
+        raise SystemExit(f"argument 'resume': {run_dir} was started with other values of keys that change what it "
+                         f"computes: {'; '.join(changed)}. Resume with the recorded values, or start a new name=")
+    if neutral:
+        print(f"note: resuming with changed settings that do not change the result: {'; '.join(neutral)}")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -115,6 +134,7 @@ def main(argv: list[str] | None = None) -> None:
     check_teacher_args(resolved, teacher.num_hidden_layers, teacher.hidden_size)
     run_dir = checkpoint.prepare_run_dir(args['path_log'], args['project'], args['name'], args['resume'])
     print(f'run directory: {run_dir}')
+    record_arguments(run_dir, args)
     launch(run, (resolved, run_dir, is_demo(args)), args['usable_gpu'], args['cpu_processes'])
 
 

@@ -20,12 +20,13 @@ import torch
 from transformers import AutoConfig, AutoModel, HubertConfig, HubertModel, PreTrainedModel
 
 import models
-from arguments import DEMO_ARGS, EXPERIMENT_ARGS, METHOD_ARGS
+from arguments import DEMO_ARGS, EXPERIMENT_ARGS, SYSTEM_ARGS
 from models import Models, build_models
 from models.teacher import make_tiny_teacher
-from trainer.steps import Batch, JointKDFT
+from data.curriculum import Batch
+from trainer.methods import METHODS, JointKDFT
 
-PAPER_ARGS = {**EXPERIMENT_ARGS, **METHOD_ARGS['os_kdft2']}
+PAPER_ARGS = {**SYSTEM_ARGS, **EXPERIMENT_ARGS, **METHODS['os_kdft2'].defaults}
 NUM_SPEAKERS = 1211  # VoxCeleb1 dev
 SIZES = ('base', 'tiny')  # HuBERT-base (the paper) | the demo's tiny teacher (smoke tests)
 
@@ -57,20 +58,14 @@ def build_paper(model_dir: str, attention: str | None = None, seed: int = 1) -> 
     """Teacher, student, back-end and losses of os_kdft2 with paper settings; `attention` None = transformers'
     default (SDPA), else 'eager' / 'sdpa' forced. The same seed gives the same back-end and head weights."""
     config = AutoConfig.from_pretrained(model_dir)
-    hidden, depth = config.hidden_size, config.num_hidden_layers
+    depth = config.num_hidden_layers
     a = PAPER_ARGS
     targets = a['target_layer_idx'] if depth >= max(a['target_layer_idx']) else DEMO_ARGS['target_layer_idx']
     counts = np.random.default_rng(seed).integers(40, 200, size=NUM_SPEAKERS)  # utterances per speaker
     with mock.patch.object(models, 'load_ssl_model', _loader(attention)), torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        return build_models(
-            huggingface_url=model_dir, method='os_kdft2', num_speakers=NUM_SPEAKERS, class_counts=counts,
-            student_layers=a['student_hidden_layer_num'], init_teacher_idx=a['init_teacher_idx'],
-            student_hidden_size=hidden, adapter_size=a['adapter_size'], embed_size=a['embed_size'],
-            use_TFT=a['use_TFT'], target_layer_idx=targets, cos_lambda=a['cos_lambda'],
-            kd_cos_reduction=a['kd_cos_reduction'], ft_loss=a['ft_loss'], class_weight=a['class_weight'],
-            aam_margin=a['aam_margin'], aam_scale=a['aam_scale'], student_dropout=a['student_dropout'],
-            student_layerdrop=a['student_layerdrop'], student_mask_time_prob=a['student_mask_time_prob'])
+        return build_models({**a, 'huggingface_url': model_dir, 'target_layer_idx': targets}, NUM_SPEAKERS, counts,
+                            adapter=METHODS['os_kdft2'].adapter, finetune_teacher=False)
 
 
 def attention_in_use(parts: Models) -> str:
@@ -94,4 +89,4 @@ def random_batch(batch_size: int, crop: int, device: torch.device, seed: int = 0
     x_kd = 0.1 * torch.randn(batch_size, crop, generator=gen)  # [B, S]
     x_ft = 0.1 * torch.randn(batch_size, crop, generator=gen)  # [B, S]
     y = torch.randint(0, NUM_SPEAKERS, (batch_size,), generator=gen)  # [B]
-    return Batch(x_kd.to(device), x_ft.to(device), y.to(device))
+    return Batch(x_kd, x_ft, y, torch.zeros(batch_size, dtype=torch.bool), []).to(device)

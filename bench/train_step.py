@@ -2,7 +2,7 @@
 
 Measured per variant, in interleaved rounds (bench/common.py), on a batch of random audio (`--batch` items, each a
 KD crop and an FT crop of `--crop` samples):
-- the wall time of trainer.steps.train_step, the project's step, as items/s and crops/s (2 crops per item);
+- the wall time of trainer.loop.train_step, the project's step, as items/s and crops/s (2 crops per item);
 - its split, from the same phases with a clock reading after each: teacher forward, student forward + losses,
   backward, optimizer step;
 - the CNN front-end alone on the same crops (the teacher's forward, the student's forward + backward), as a share
@@ -39,7 +39,9 @@ from bench.paper_model import SIZES, attention_in_use, build_paper, joint_model,
 from models.summary import count
 from models.teacher import Teacher
 from trainer.distributed import DistEnv
-from trainer.steps import Batch, JointKDFT, train_step
+from data.curriculum import Batch
+from trainer.loop import train_step
+from trainer.methods import JointKDFT
 
 PHASES = ('teacher fwd', 'student fwd', 'backward', 'optimizer')
 
@@ -73,7 +75,7 @@ def split_step(case: StepCase, batch: Batch, device: torch.device) -> dict[str, 
     with torch.autocast(device.type, dtype=torch.bfloat16, enabled=case.amp and device.type == 'cuda'):
         targets = case.teacher(batch.x_kd)
         mark()
-        losses = case.core(batch.x_kd, batch.x_ft, batch.y, targets)
+        losses = case.core(batch, targets)
         mark()
     case.optimizer.zero_grad(set_to_none=True)
     losses['loss'].backward()
@@ -115,7 +117,7 @@ def _round(case: StepCase, batch: Batch, device: torch.device) -> Callable[[], d
         with PeakMemory(device) as memory:
             synchronize(device)
             start = time.perf_counter()
-            if train_step(case.core, case.teacher, batch, case.optimizer, env, case.amp) is None:
+            if train_step(case.core, lambda b: case.teacher(b.x_kd), batch, case.optimizer, env, case.amp) is None:
                 raise RuntimeError('train_step skipped the update: non-finite loss')
             synchronize(device)
             step = time.perf_counter() - start

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
@@ -41,9 +42,14 @@ def _none(epoch: int, total: int, p_const: float) -> float:
     return 0.0
 
 
+def _switch(epoch: int, total: int, p_const: float) -> float:
+    """The released PostComp KD phase: LibriSpeech, then VoxCeleb1 only from epoch int(0.9 E) on."""
+    return 1.0 if epoch >= int(0.9 * total) else 0.0
+
+
 # p(epoch, total, p_const): probability that a KD item comes from VoxCeleb1 at epoch 1..total.
 SCHEDULES: dict[str, Callable[[int, int, float], float]] = {
-    'linear': _linear, 'constant': _constant, 'step': _step, 'cosine': _cosine, 'none': _none,
+    'linear': _linear, 'constant': _constant, 'step': _step, 'cosine': _cosine, 'none': _none, 'switch': _switch,
 }
 
 
@@ -60,11 +66,15 @@ def kd_probability(schedule: str, epoch: int, total: int, p_const: float) -> flo
 
 class CurriculumTrainSet(Dataset):
     """Item i = (KD crop, FT crop of dev utterance i, its speaker label, whether the KD crop is VoxCeleb1, the
-    unreadable files skipped while drawing it — so the training loop can count and name them)."""
+    unreadable files skipped while drawing it — so the training loop can count and name them).
+
+    A phase reads only what it uses: `kd_audio=False` (speaker labels only) opens no KD file and `ft_audio=False` (KD
+    only) no FT file; the crop not read is empty.
+    """
 
     def __init__(self, ft_utts: list[Utterance], speakers: dict[str, int], kd_paths: list[str], crop_size: int,
                  schedule: str, total_epochs: int, seed: int, rank: int = 0, p_const: float = 0.5,
-                 max_bad_fraction: float = 0.0) -> None:
+                 max_bad_fraction: float = 0.0, kd_audio: bool = True, ft_audio: bool = True) -> None:
         if not ft_utts:
             raise ValueError("the training list is empty (no VoxCeleb1 dev utterances; check path_train)")
         if crop_size <= 0:
@@ -73,12 +83,13 @@ class CurriculumTrainSet(Dataset):
         if unknown:
             raise ValueError(f"speakers missing from the speaker table: {unknown[:10]} ({len(unknown)} in all)")
         lowest = min(kd_probability(schedule, e, total_epochs, p_const) for e in range(1, total_epochs + 1))
-        if not kd_paths and lowest < 1.0:
+        if kd_audio and not kd_paths and lowest < 1.0:
             raise ValueError(f"curriculum {schedule!r} draws LibriSpeech KD items (p(VoxCeleb) = {lowest:.3f} < 1 "
                              f"in some epoch) but no LibriSpeech files were given: set path_libri")
         self.ft_utts = ft_utts
         self.labels = np.array([speakers[u.speaker] for u in ft_utts], dtype=np.int64)  # [U]
         self.kd_paths = kd_paths
+        self.kd_audio, self.ft_audio = kd_audio, ft_audio
         self.crop_size = crop_size
         self.schedule = schedule
         self.total_epochs = total_epochs
@@ -148,18 +159,42 @@ class CurriculumTrainSet(Dataset):
     def __getitem__(self, i: int) -> tuple[np.ndarray, np.ndarray, int, bool, tuple[str, ...]]:
         rng = self._rng(i)
         self._item_bad = []
-        from_vox, kd_path = self._draw_kd(i, rng)
-        kd_redraw = self._redraw_vox_kd if from_vox else self._redraw_libri_kd
-        wav_kd, _ = self._crop(kd_path, -1, rng, kd_redraw)  # [crop]
-        wav_ft, label = self._crop(self.ft_utts[i].path, int(self.labels[i]), rng, self._redraw_ft)  # [crop]
+        from_vox, wav_kd = False, np.zeros(0, dtype=np.float32)  # [0] when the phase uses no KD audio
+        if self.kd_audio:
+            from_vox, kd_path = self._draw_kd(i, rng)
+            kd_redraw = self._redraw_vox_kd if from_vox else self._redraw_libri_kd
+            wav_kd, _ = self._crop(kd_path, -1, rng, kd_redraw)  # [crop]
+        wav_ft, label = np.zeros(0, dtype=np.float32), int(self.labels[i])  # [0] when the phase uses no FT audio
+        if self.ft_audio:
+            wav_ft, label = self._crop(self.ft_utts[i].path, label, rng, self._redraw_ft)  # [crop]
         return wav_kd, wav_ft, label, from_vox, tuple(self._item_bad)
 
 
-def collate_train(batch: list[tuple[np.ndarray, np.ndarray, int, bool, tuple[str, ...]]]
-                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, list[str]]:
-    """Stack items into (x_kd [B, S] float32, x_ft [B, S] float32, y [B] int64, from_vox [B] bool, skipped files)."""
+@dataclass
+class Batch:
+    """One training batch: KD audio, FT audio, speaker labels, which KD items came from VoxCeleb, and the unreadable
+    files that were skipped while reading it."""
+    x_kd: torch.Tensor  # [B, S] float32
+    x_ft: torch.Tensor  # [B, S] float32
+    y: torch.Tensor  # [B] int64
+    from_vox: torch.Tensor  # [B] bool: the KD item is a VoxCeleb crop (the curriculum's draw)
+    skipped: list[str]
+
+    def to(self, device: torch.device) -> Batch:
+        """The batch with its tensors on `device`."""
+        return Batch(self.x_kd.to(device, non_blocking=True), self.x_ft.to(device, non_blocking=True),
+                     self.y.to(device, non_blocking=True), self.from_vox.to(device, non_blocking=True), self.skipped)
+
+    def pin_memory(self) -> Batch:
+        """Page-locked copies, for the DataLoader's pin_memory on GPU runs."""
+        return Batch(self.x_kd.pin_memory(), self.x_ft.pin_memory(), self.y.pin_memory(), self.from_vox.pin_memory(),
+                     self.skipped)
+
+
+def collate_train(batch: list[tuple[np.ndarray, np.ndarray, int, bool, tuple[str, ...]]]) -> Batch:
+    """Stack (wav_kd, wav_ft, label, from_vox, skipped files) items into a Batch."""
     x_kd = torch.from_numpy(np.stack([item[0] for item in batch]))  # [B, S]
     x_ft = torch.from_numpy(np.stack([item[1] for item in batch]))  # [B, S]
     y = torch.tensor([item[2] for item in batch], dtype=torch.int64)  # [B]
     from_vox = torch.tensor([item[3] for item in batch], dtype=torch.bool)  # [B]
-    return x_kd, x_ft, y, from_vox, [path for item in batch for path in item[4]]
+    return Batch(x_kd, x_ft, y, from_vox, [path for item in batch for path in item[4]])

@@ -1,33 +1,14 @@
 """Models of OS-KDFT2: build the teacher, student, back-end and losses a method needs."""
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import torch
 from torch import nn
 
 from models.backend import SpeakerBackend
-from models.losses import SPEAKER_LOSSES, DistilHuBERTLoss, check_target_layers, class_weights_from_counts
+from models.losses import SPEAKER_LOSSES, DistilHuBERTLoss, class_weights_from_counts
 from models.student import Student
 from models.teacher import Teacher, load_ssl_model, teacher_hidden_size, teacher_num_layers
-
-
-@dataclass(frozen=True)
-class Recipe:
-    """What a method changes in the models: OS-KDFT adapters, a fine-tunable full-depth teacher copy (postcomp)."""
-
-    adapter: bool
-    finetune_teacher: bool
-
-
-RECIPES = {
-    'os_kdft2': Recipe(adapter=False, finetune_teacher=False),
-    'os_kdft': Recipe(adapter=True, finetune_teacher=False),
-    'precomp': Recipe(adapter=False, finetune_teacher=False),
-    'postcomp': Recipe(adapter=False, finetune_teacher=True),
-}
-AGGREGATION_BY_TFT = {True: 'tuner', False: 'weighted_sum'}
 
 
 class Models(nn.Module):
@@ -65,33 +46,24 @@ def _class_weights(class_weight: bool, class_counts: np.ndarray | None, num_spea
     return class_weights_from_counts(class_counts)
 
 
-def build_models(huggingface_url: str, method: str, num_speakers: int, class_counts: np.ndarray | None,
-                 student_layers: int, init_teacher_idx: list[int], student_hidden_size: int, adapter_size: int,
-                 embed_size: int, use_TFT: bool, target_layer_idx: list[int], cos_lambda: float,
-                 kd_cos_reduction: str, ft_loss: str, class_weight: bool, aam_margin: float, aam_scale: float,
-                 student_dropout: float | None, student_layerdrop: float | None,
-                 student_mask_time_prob: float | None) -> Models:
-    """Load the teacher and build the student, back-end and losses of `method` (SPEC §3)."""
-    if method not in RECIPES:
-        raise ValueError(f"method: got {method!r}, expected one of {sorted(RECIPES)}")
-    if ft_loss not in SPEAKER_LOSSES:
-        raise ValueError(f"ft_loss: got {ft_loss!r}, expected one of {sorted(SPEAKER_LOSSES)}")
-    recipe = RECIPES[method]
-    ssl_model = load_ssl_model(huggingface_url)
+def build_models(args: dict, num_speakers: int, class_counts: np.ndarray | None, adapter: bool,
+                 finetune_teacher: bool) -> Models:
+    """Load the teacher (args['huggingface_url']) and build the student, back-end and losses from the argument keys
+    (checked before by arguments.check_args / check_teacher_args). `adapter`: OS-KDFT adapters in every student layer;
+    `finetune_teacher`: a trainable full-depth teacher copy with its own back-end (postcomp)."""
+    ssl_model = load_ssl_model(args['huggingface_url'])
     hidden, depth = teacher_hidden_size(ssl_model), teacher_num_layers(ssl_model)
-    if student_hidden_size != hidden:
-        raise ValueError(f"student_hidden_layer_size: {student_hidden_size} differs from the teacher's hidden size "
-                         f"{hidden} ({huggingface_url}); the student keeps the teacher's width")
-    check_target_layers(target_layer_idx, depth)
-    aggregation = AGGREGATION_BY_TFT[bool(use_TFT)]
-    student = Student(ssl_model, student_layers, init_teacher_idx, adapter_size if recipe.adapter else None,
-                      student_dropout, student_layerdrop, student_mask_time_prob)
-    backend = SpeakerBackend(hidden, student_layers + 1, embed_size, aggregation)
-    kd_loss = DistilHuBERTLoss(hidden, target_layer_idx, cos_lambda, kd_cos_reduction)
-    weights = _class_weights(class_weight, class_counts, num_speakers)
-    speaker_loss = SPEAKER_LOSSES[ft_loss](embed_size, num_speakers, weights, aam_margin, aam_scale)
+    aggregation = 'tuner' if args['use_TFT'] else 'weighted_sum'
+    layers = args['student_hidden_layer_num']
+    student = Student(ssl_model, layers, args['init_teacher_idx'], args['adapter_size'] if adapter else None,
+                      args['student_dropout'], args['student_layerdrop'], args['student_mask_time_prob'])
+    backend = SpeakerBackend(hidden, layers + 1, args['embed_size'], aggregation)
+    kd_loss = DistilHuBERTLoss(hidden, args['target_layer_idx'], args['cos_lambda'], args['kd_cos_reduction'])
+    weights = _class_weights(args['class_weight'], class_counts, num_speakers)
+    speaker_loss = SPEAKER_LOSSES[args['ft_loss']](args['embed_size'], num_speakers, weights, args['aam_margin'],
+                                                   args['aam_scale'])
     teacher_ft = teacher_backend = None
-    if recipe.finetune_teacher:
+    if finetune_teacher:
         teacher_ft = Student(ssl_model, depth, list(range(depth)))
-        teacher_backend = SpeakerBackend(hidden, depth + 1, embed_size, aggregation)
+        teacher_backend = SpeakerBackend(hidden, depth + 1, args['embed_size'], aggregation)
     return Models(Teacher(ssl_model), student, backend, kd_loss, speaker_loss, teacher_ft, teacher_backend)

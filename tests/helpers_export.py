@@ -10,11 +10,10 @@ import soundfile as sf
 import torch
 import torch.nn.functional as F
 
-from helpers_models import tiny_teacher_dir
+from helpers_models import model_args, tiny_teacher_dir
 from models import build_models
-from trainer.steps import JointKDFT
+from trainer.methods import METHODS, JointKDFT
 
-METHOD_TFT = {'os_kdft2': True, 'os_kdft': False}
 SEG_SIZE, NUM_SEG = 4000, 3
 RATE = 16000
 
@@ -22,12 +21,9 @@ RATE = 16000
 def training_core(method: str, seed: int = 0, family: str = 'hubert') -> JointKDFT:
     """The JointKDFT a run of `method` trains, from the tiny teacher, with every weight and BN statistic perturbed
     (so that equal outputs prove the trained weights were carried over), in eval mode."""
-    parts = build_models(
-        huggingface_url=tiny_teacher_dir(family), method=method, num_speakers=4, class_counts=None,
-        student_layers=2, init_teacher_idx=[1, 2], student_hidden_size=32, adapter_size=8, embed_size=16,
-        use_TFT=METHOD_TFT[method], target_layer_idx=[1, 2, 3], cos_lambda=1.0, kd_cos_reduction='sum',
-        ft_loss='softmax', class_weight=False, aam_margin=0.2, aam_scale=30.0, student_dropout=None,
-        student_layerdrop=None, student_mask_time_prob=None)
+    parts = build_models(model_args(huggingface_url=tiny_teacher_dir(family), init_teacher_idx=[1, 2],
+                                    use_TFT=METHODS[method].defaults['use_TFT'], class_weight=False),
+                         num_speakers=4, class_counts=None, adapter=METHODS[method].adapter, finetune_teacher=False)
     core = JointKDFT(parts.student, parts.backend, parts.kd_loss, parts.ft_loss, 1.0, 1.0)
     generator = torch.Generator().manual_seed(seed)
     with torch.no_grad():

@@ -10,6 +10,7 @@ import tempfile
 import torch
 from transformers import PreTrainedModel
 
+from arguments import EXPERIMENT_ARGS, SYSTEM_ARGS
 from models.teacher import load_ssl_model, make_tiny_teacher
 
 TINY = dict(hidden_size=32, num_layers=3, num_heads=4, intermediate_size=64, conv_dim=16)
@@ -31,3 +32,12 @@ def tiny_ssl_model(family: str = 'hubert') -> PreTrainedModel:
 def waveforms(batch: int, samples: int = 4000, seed: int = 0) -> torch.Tensor:
     """Reproducible random waveforms [batch, samples] (4000 samples → 12 frames)."""
     return torch.randn(batch, samples, generator=torch.Generator().manual_seed(seed))
+
+
+def model_args(**overrides) -> dict:
+    """The full argument dict build_models reads: arguments.py's defaults, the tiny teacher, then `overrides`."""
+    args = {**SYSTEM_ARGS, **EXPERIMENT_ARGS, 'huggingface_url': tiny_teacher_dir('hubert'),
+            'student_hidden_layer_size': TINY['hidden_size'], 'target_layer_idx': [1, 2, 3], 'embed_size': 16,
+            'adapter_size': 8}
+    args.update(overrides)
+    return args

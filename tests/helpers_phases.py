@@ -2,8 +2,8 @@
 import pytest
 import torch
 
-import trainer.fit
-import trainer.phases
+import trainer.loop
+import trainer.run
 
 
 def snapshot(parts: torch.nn.Module) -> dict[str, torch.Tensor]:
@@ -18,7 +18,7 @@ class PartsRecorder:
     def __init__(self, monkeypatch: pytest.MonkeyPatch):
         self.parts = None
         self.snapshots: list[tuple[str, int, dict[str, torch.Tensor]]] = []
-        real_build, real_epoch = trainer.phases.build_parts, trainer.fit.Trainer.train_epoch
+        real_build, real_epoch = trainer.run.build_parts, trainer.loop.Trainer.train_epoch
 
         def build(*args, **kwargs):
             self.parts = real_build(*args, **kwargs)
@@ -31,8 +31,8 @@ class PartsRecorder:
                 self.snapshots.append((trainer_self.cfg.phase, epoch, snapshot(self.parts)))
             return losses
 
-        monkeypatch.setattr(trainer.phases, 'build_parts', build)
-        monkeypatch.setattr(trainer.fit.Trainer, 'train_epoch', train_epoch)
+        monkeypatch.setattr(trainer.run, 'build_parts', build)
+        monkeypatch.setattr(trainer.loop.Trainer, 'train_epoch', train_epoch)
 
     def at(self, phase: str, epoch: int) -> dict[str, torch.Tensor]:
         """The tensors after `epoch` of `phase` ('init', 0: before training)."""

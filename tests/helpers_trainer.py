@@ -1,6 +1,9 @@
 """A tiny corpus and teacher shared by the trainer tests, and the `key=value` arguments that point at them."""
 import json
 import os
+import signal
+
+import trainer.loop
 
 from data.demo import make_demo_corpus
 from models.teacher import make_tiny_teacher
@@ -32,3 +35,20 @@ def comparable_results(run_dir: str) -> dict:
     seconds = results.pop('train_seconds')
     assert seconds['total'] > 0 and seconds['total'] == sum(v for k, v in seconds.items() if k != 'total')
     return results
+
+
+def sigterm_after_steps(monkeypatch, stop_after: set[int]) -> dict:
+    """Count training steps (trainer.loop.train_step calls) and send this process a real SIGTERM right after each
+    step whose 1-based number is in `stop_after`; the trainer's handler catches it. Returns the live counter
+    {'n': steps so far}."""
+    real, calls = trainer.loop.train_step, {'n': 0}
+
+    def step_then_maybe_sigterm(*args, **kwargs):
+        out = real(*args, **kwargs)
+        calls['n'] += 1
+        if calls['n'] in stop_after:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return out
+
+    monkeypatch.setattr(trainer.loop, 'train_step', step_then_maybe_sigterm)
+    return calls

@@ -1,7 +1,8 @@
 """`key=value` overrides: typed literals, text for text keys, clear errors for unknown keys and wrong types."""
 import pytest
 
-from arguments import DEMO_ARGS, EXPERIMENT_ARGS, METHOD_ARGS, get_args, public_args
+from arguments import DEMO_ARGS, EXPERIMENT_ARGS, get_args, public_args
+from trainer.methods import METHODS
 
 
 def test_overrides_are_typed():
@@ -30,9 +31,12 @@ def test_demo_and_method_recipes():
     assert demo['path_train'] == '' and demo['lr'] == DEMO_ARGS['lr']
     assert get_args(['lr=0.5'])['lr'] == 0.5                 # an override beats the demo settings
     kdft = get_args(['method=os_kdft', 'path_train=/d'])
-    assert (kdft['use_TFT'], kdft['weighted_sum'], kdft['curriculum']) == (False, True, 'none')
+    assert (kdft['use_TFT'], kdft['curriculum']) == (False, 'none')
+    assert 'weighted_sum' not in kdft  # the aggregation follows one key, use_TFT
+    assert [get_args([f'method={m}', 'path_train=/d'])['use_TFT'] for m in METHODS] == [True, False, False, False]
+    assert get_args(['method=precomp'])['name'] == 'demo_precomp'  # the method's demo budget
     assert get_args(['method=os_kdft', 'curriculum=linear', 'path_train=/d'])['curriculum'] == 'linear'
-    assert set(METHOD_ARGS) == {'os_kdft2', 'os_kdft', 'precomp', 'postcomp'}
+    assert list(METHODS) == ['os_kdft2', 'os_kdft', 'precomp', 'postcomp']
     with pytest.raises(SystemExit, match="'method'"):
         get_args(['method=kdft3'])
 

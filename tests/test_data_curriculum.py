@@ -121,8 +121,10 @@ def test_dataloader_workers_give_the_same_batches(corpus):
     parallel = list(DataLoader(data, batch_size=4, collate_fn=collate_train, num_workers=2))
     assert len(serial) == len(parallel) == math.ceil(len(utts) / 4)
     for a, b in zip(serial, parallel):
-        assert all(torch.equal(x, y) for x, y in zip(a[:4], b[:4])) and a[4] == b[4] == []
-    x_kd, x_ft, y, from_vox, skipped = serial[0]
+        fields = ('x_kd', 'x_ft', 'y', 'from_vox')
+        assert all(torch.equal(getattr(a, f), getattr(b, f)) for f in fields) and a.skipped == b.skipped == []
+    first = serial[0]
+    x_kd, x_ft, y, from_vox, skipped = first.x_kd, first.x_ft, first.y, first.from_vox, first.skipped
     assert (x_kd.dtype, x_ft.dtype, y.dtype, from_vox.dtype) == (torch.float32, torch.float32, torch.int64,
                                                                  torch.bool)
     assert x_kd.shape == x_ft.shape == (4, CROP)

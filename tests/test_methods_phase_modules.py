@@ -1,17 +1,16 @@
 """The two-phase baselines' fine-tuning phases learn: the speaker loss falls over repeated passes on a few fixed
 batches (a tiny run has too few steps for it to fall epoch over epoch), a frozen encoder stays exactly as it was;
-the phases that learn from labels run no teacher, and postcomp's fine-tuned teacher stays frozen."""
+the phases that learn from labels run no teacher, and postcomp's fine-tuned teacher gives fixed targets."""
 import pytest
 import torch
 
 from arguments import get_args
-from helpers_trainer import tiny_arguments
-from trainer.baselines import FineTunedTeacher
 from data.bundle import build_data
-from trainer.build import build_parts, build_trainer
+from helpers_trainer import tiny_arguments
 from trainer.distributed import DistEnv
-from trainer.methods import METHOD_PHASES
-from trainer.steps import Batch, train_step
+from trainer.loop import train_step
+from trainer.methods import METHODS
+from trainer.run import build_parts, build_trainer
 from utils.seed import seed_everything
 
 PASSES = 10
@@ -28,21 +27,21 @@ def _phase_trainer(root: str, method: str, index: int):
     data = build_data(args)
     seed_everything(args['rand_seed'])
     parts = build_parts(args, ENV, data)
-    trainer = build_trainer(args, ENV, data, None, root, parts, METHOD_PHASES[method][index], best_name='unused',
+    trainer = build_trainer(args, ENV, data, None, root, parts, METHODS[method].phases[index], best_name='unused',
                             log_prefix='', label='')
     trainer.train_set.set_epoch(1)
     trainer.sampler.set_epoch(1)
-    return trainer, [Batch.from_loader(items, ENV.device) for items in trainer.loader]
+    return trainer, parts, list(trainer.loader)
 
 
 def _mean_losses(trainer, batches, epoch: int) -> list[float]:
     """Mean loss of every pass over `batches`, training as epoch `epoch` of the phase."""
-    trainer.core.start_epoch(epoch)
+    trainer.start_epoch(epoch)
     trainer.model.train()
     means = []
     for _ in range(PASSES):
-        losses = [train_step(trainer.model, trainer.teacher, b, trainer.optimizer, ENV, amp=False,
-                             targets_of=trainer.core.targets)['loss'] for b in batches]
+        losses = [train_step(trainer.model, trainer.targets_of, b, trainer.optimizer, ENV, amp=False)['loss']
+                  for b in batches]
         means.append(sum(losses) / len(losses))
     return means
 
@@ -53,7 +52,7 @@ def test_speaker_fine_tuning_phases_learn(root, method, index, epoch, frozen):
     """The speaker loss of a fine-tuning phase falls, with its encoder frozen (epoch 1 of freeze_epochs = 5: only the
     back-end and classifier learn, the encoder stays bit-identical) or trained (epoch 6). The distillation phases'
     losses fall within a tiny run already (test_methods_two_phase.py)."""
-    trainer, batches = _phase_trainer(root, method, index)
+    trainer, _, batches = _phase_trainer(root, method, index)
     encoder = trainer.core.student
     before = {k: v.clone() for k, v in encoder.state_dict().items()}
     means = _mean_losses(trainer, batches, epoch)
@@ -62,17 +61,21 @@ def test_speaker_fine_tuning_phases_learn(root, method, index, epoch, frozen):
     assert all(torch.equal(before[k], v) for k, v in encoder.state_dict().items()) == frozen
 
 
-def test_label_phases_run_no_teacher_and_the_fine_tuned_teacher_stays_frozen(root):
-    precomp_ft, _ = _phase_trainer(root, 'precomp', 1)
-    postcomp_ft, _ = _phase_trainer(root, 'postcomp', 0)
-    assert precomp_ft.teacher is None and postcomp_ft.teacher is None
-    distil, batches = _phase_trainer(root, 'postcomp', 1)
-    teacher = distil.teacher
-    assert isinstance(teacher, FineTunedTeacher)
+def test_label_phases_run_no_teacher_and_the_fine_tuned_teacher_gives_fixed_targets(root):
+    for method, index in (('precomp', 1), ('postcomp', 0)):
+        trainer, parts, batches = _phase_trainer(root, method, index)
+        calls = []
+        parts.teacher.register_forward_hook(lambda *_: calls.append(1))
+        trainer.start_epoch(1)
+        trainer.model.train()
+        assert train_step(trainer.model, trainer.targets_of, batches[0], trainer.optimizer, ENV, amp=False)
+        assert trainer.targets_of(batches[0]) is None and calls == [], method
+    distil, parts, batches = _phase_trainer(root, 'postcomp', 1)
+    parts.teacher_ft.train()
     distil.model.train()
-    assert not teacher.training and not teacher.encoder.training
-    assert not any(p.requires_grad for p in teacher.parameters())
-    hidden, embedding = teacher(batches[0].x_kd, batches[0].x_ft)  # [B, Lt+1, T, H], [B, E]
+    hidden, embedding = distil.targets_of(batches[0])  # [B, Lt+1, T, H], [B, E]
+    assert not parts.teacher_ft.training and not parts.teacher_backend.training
+    assert not hidden.requires_grad and not embedding.requires_grad
     assert hidden.shape[:2] == (batches[0].x_kd.shape[0], 4) and embedding.shape == (batches[0].x_ft.shape[0], 16)
-    again = teacher(batches[0].x_kd, batches[0].x_ft)
+    again = distil.targets_of(batches[0])
     assert torch.equal(hidden, again[0]) and torch.equal(embedding, again[1])  # eval mode: deterministic

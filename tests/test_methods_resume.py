@@ -3,13 +3,11 @@ the middle of phase 2, resumed again, ends with the same weights, histories, pha
 uninterrupted run, and every training step ran exactly once."""
 import json
 import os
-import signal
 
 import torch
 
 import main
-import trainer.fit
-from helpers_trainer import comparable_results, tiny_arguments
+from helpers_trainer import comparable_results, sigterm_after_steps, tiny_arguments
 from trainer import checkpoint
 
 SETTINGS = dict(method='postcomp', epoch=2, epoch_KD=2, freeze_epochs=1)
@@ -31,16 +29,7 @@ def test_postcomp_stopped_in_each_phase_resumes_there_and_equals_the_straight_ru
     root = str(tmp_path)
     main.main(tiny_arguments(root, name='straight', **SETTINGS))
 
-    real_step, calls = trainer.fit.train_step, {'n': 0}
-
-    def step_then_maybe_sigterm(*args, **kwargs):
-        out = real_step(*args, **kwargs)
-        calls['n'] += 1
-        if calls['n'] in STOP_AFTER:
-            os.kill(os.getpid(), signal.SIGTERM)  # the real signal; the trainer's handler catches it
-        return out
-
-    monkeypatch.setattr(trainer.fit, 'train_step', step_then_maybe_sigterm)
+    calls = sigterm_after_steps(monkeypatch, STOP_AFTER)
     main.main(tiny_arguments(root, name='resumed', **SETTINGS))
     assert _state(root, 'resumed') == ('teacher_ft', 1, 2)
     assert not os.path.exists(os.path.join(_run_dir(root, 'resumed'), 'checkpoint_teacher_ft_last.pt'))

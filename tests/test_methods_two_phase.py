@@ -106,7 +106,13 @@ def test_losses_fall_and_files_exist(runs, method, first, second, kd_file, kd_lo
     assert results['params'] == {'model': numel['student'] + numel['backend'], 'trained': sum(numel.values())}
     exported = load_exported(os.path.join(run, 'export'))
     assert sum(p.numel() for p in exported.parameters()) == results['params']['model']
-    assert 0.0 <= results['final']['O']['full_tta']['eer'] <= 100.0
+    if method == 'postcomp':  # the fine-tuned teacher's own full + TTA result, before it was compressed
+        teacher = results['phases']['teacher_ft']['final']['O']['full_tta']
+        with open(os.path.join(run, 'teacher_ft', 'eer', 'final_O', 'full_tta.txt')) as f:
+            assert float(f.read().rsplit(':', 1)[1]) == pytest.approx(teacher['eer'], abs=1e-9)
+        assert json.load(open(os.path.join(run, 'phases.json')))['teacher_ft']['final']['O']['full_tta'] == teacher
+    with open(os.path.join(run, 'eer', 'final_O', 'full_tta.txt')) as f:  # what was logged is what is reported
+        assert float(f.read().rsplit(':', 1)[1]) == pytest.approx(results['final']['O']['full_tta']['eer'], abs=1e-9)
     # the final model is the last phase's best epoch: checkpoint_best.pt, evaluated and exported
     best = checkpoint.load(os.path.join(run, checkpoint.BEST))
     assert best['phase'] == second and best['state']['epoch'] == results['best_epoch']

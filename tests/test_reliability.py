@@ -9,7 +9,7 @@ import soundfile as sf
 import torch
 
 import main
-import trainer.steps
+import trainer.methods
 from data.audio import AudioError
 from helpers_trainer import tiny_arguments
 from trainer import checkpoint
@@ -78,7 +78,7 @@ def test_broken_file_needed_by_a_trial_stops_before_training(root, tmp_path):
 
 
 def _nan_at(monkeypatch, calls_with_nan):
-    real, calls = trainer.steps.JointKDFT.forward, {'n': 0}
+    real, calls = trainer.methods.JointKDFT.forward, {'n': 0}
 
     def forward(self, *args, **kwargs):
         out = real(self, *args, **kwargs)
@@ -87,7 +87,7 @@ def _nan_at(monkeypatch, calls_with_nan):
             out['loss'] = out['loss'] * float('nan')
         return out
 
-    monkeypatch.setattr(trainer.steps.JointKDFT, 'forward', forward)
+    monkeypatch.setattr(trainer.methods.JointKDFT, 'forward', forward)
     return calls
 
 

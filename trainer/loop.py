@@ -1,10 +1,10 @@
-"""The epoch loop of one training phase: train, validate (TTA), keep the last and the best checkpoint, evaluate
-the best state.
+"""The epoch loop of one training phase: train step by step, validate (TTA), keep the last and the best checkpoint,
+evaluate the best state.
 
-Resuming restores model, optimizer, scheduler, epoch, the position inside an interrupted epoch and every
-rank's RNG state, so a resumed run continues exactly as the uninterrupted one would have. Every phase of every
-method (trainer/methods.py) runs through this loop; a phase without speaker validation (precomp's KD phase)
-only trains and keeps its last state.
+Resuming restores model, optimizer, scheduler, epoch, the position inside an interrupted epoch and every rank's RNG
+state, so a resumed run continues exactly as the uninterrupted one would have. Every phase of every method
+(trainer/methods.py) runs through this loop; a phase without speaker validation (precomp's KD phase) only trains and
+keeps its last state.
 """
 from __future__ import annotations
 
@@ -12,37 +12,101 @@ import os
 import signal
 import sys
 import time
+from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 import torch
 import torch.nn as nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data.distributed import DistributedSampler
 from tqdm import tqdm
 
-from data.curriculum import collate_train
+from data.bundle import EvalSpec
+from data.curriculum import Batch, collate_train
 from models.description import describe_model
 from trainer import checkpoint
+from trainer.checkpoint import TrainState
 from trainer.distributed import DistEnv, all_ranks_agree, gather_objects
 from trainer.evaluate import evaluate_trials, extract_embeddings
-from trainer.sampler import ResumableSampler
-from data.bundle import EvalSpec
-from trainer.state import FitConfig, TrainState
-from trainer.steps import Batch, PhaseModule, train_step
+from trainer.methods import PhaseModule
 from utils.seed import get_rng_state, seed_everything, set_rng_state
+
+
+@dataclass
+class FitConfig:
+    """Loop settings, taken from arguments.py by trainer/run.py."""
+    epochs: int
+    seed: int
+    batch_size: int  # per process
+    run_dir: str
+    seg_size: int  # TTA segment, stored in checkpoints for exports
+    num_seg: int
+    amp: bool = False
+    num_workers: int = 0
+    max_nonfinite_steps: int = 10
+    progress: bool = True
+    phase: str = 'joint'  # the phase this loop trains, recorded in every checkpoint
+    validate: bool = True  # speaker validation and best-epoch selection after every epoch
+    best_name: str = checkpoint.BEST  # file (in run_dir) of the best validated state
+    log_prefix: str = ''  # prepended to every metric name ('' for the last phase of a method)
+    label: str = ''  # printed before every epoch line, e.g. '[precomp 1/2: kd] '
+
+
+class ResumableSampler(Sampler):
+    """DistributedSampler order for an epoch, optionally starting after the first `skip` indices.
+
+    The order depends on (seed, epoch) only, so a run resumed mid-epoch skips exactly the items the interrupted
+    session had trained on, and sees the rest in the same order.
+    """
+
+    def __init__(self, dataset: Dataset, env: DistEnv, seed: int):
+        self.inner = DistributedSampler(dataset, num_replicas=env.world_size, rank=env.rank,
+                                        shuffle=True, seed=seed, drop_last=True)
+        self.skip = 0
+
+    def set_epoch(self, epoch: int, skip: int = 0) -> None:
+        """Select the order of `epoch` and how many of its first indices (this rank's) to leave out."""
+        self.inner.set_epoch(epoch)
+        self.skip = skip
+
+    def __iter__(self):
+        return iter(list(self.inner)[self.skip:])
+
+    def __len__(self) -> int:
+        return len(self.inner) - self.skip
+
+
+def train_step(model: nn.Module, targets_of: Callable[[Batch], object], batch: Batch,
+               optimizer: torch.optim.Optimizer, env: DistEnv, amp: bool) -> dict[str, float] | None:
+    """Forward, backward and update; returns the losses, or None when a non-finite loss on any rank made every rank
+    skip the update together. `targets_of(batch)` is the phase's targets (no graph: frozen models only)."""
+    autocast = torch.autocast(env.device.type, dtype=torch.bfloat16, enabled=amp and env.device.type == 'cuda')
+    with autocast:
+        targets = targets_of(batch)  # e.g. the teacher's hidden states [B, Lt+1, T, H]
+        losses = model(batch, targets)
+    optimizer.zero_grad(set_to_none=True)
+    losses['loss'].backward()  # always, so DDP's gradient reduction stays in step on every rank
+    if not all_ranks_agree(bool(torch.isfinite(losses['loss']).item()), env):
+        optimizer.zero_grad(set_to_none=True)
+        return None
+    optimizer.step()
+    return {name: float(value.detach()) for name, value in losses.items()}
 
 
 class Trainer:
     """Runs `fit` (one phase of a method) and `final_evaluation` on every rank; rank 0 logs and saves.
 
-    `core` is the phase's PhaseModule, `model` the same wrapped in DDP when distributed, `teacher` the frozen model
-    the phase's targets come from (None when it learns from labels only).
+    `core` is the phase's PhaseModule, `model` the same wrapped in DDP when distributed, `targets_of(batch)` computes
+    what the phase learns from. `new_optimizer()` builds the phase's optimiser and scheduler (again when the phase
+    module asks for a fresh start).
     """
 
-    def __init__(self, core: PhaseModule, model: nn.Module, teacher: nn.Module | None,
-                 optimizer: torch.optim.Optimizer, scheduler, train_set: Dataset, validation: EvalSpec, env: DistEnv,
-                 logger, config: FitConfig):
-        self.core, self.model, self.teacher = core, model, teacher
-        self.optimizer, self.scheduler = optimizer, scheduler
+    def __init__(self, core: PhaseModule, model: nn.Module, targets_of: Callable[[Batch], object],
+                 new_optimizer: Callable[[], tuple[torch.optim.Optimizer, object]], train_set: Dataset,
+                 validation: EvalSpec, env: DistEnv, logger, config: FitConfig):
+        self.core, self.model, self.targets_of, self.new_optimizer = core, model, targets_of, new_optimizer
+        self.optimizer, self.scheduler = new_optimizer()
         self.train_set, self.validation, self.env, self.logger, self.cfg = train_set, validation, env, logger, config
         self.sampler = ResumableSampler(train_set, env, config.seed)
         self.loader = DataLoader(train_set, batch_size=config.batch_size, sampler=self.sampler,
@@ -54,38 +118,26 @@ class Trainer:
         self.clock = time.time()  # TrainState.seconds counts up to here
 
     # ----- checkpoints -----
-    def checkpoint_state(self) -> dict:
-        """Everything a resumed run needs; a validated phase's core is a speaker model and carries its export
-        description (so `python -m export export --checkpoint` works on it)."""
-        state = {'model': self.core.state_dict(), 'optimizer': self.optimizer.state_dict(),
-                 'scheduler': self.scheduler.state_dict(), 'state': self.state.__dict__.copy(), 'phase': self.cfg.phase,
-                 'rng': gather_objects(get_rng_state(), self.env), 'world_size': self.env.world_size}
-        if self.cfg.validate:
-            state['export'] = describe_model(self.core, self.cfg.seg_size, self.cfg.num_seg)
-        return state
-
     def save(self, *names: str) -> None:
-        """All ranks take part (RNG states are gathered); rank 0 writes each named checkpoint atomically.
-        The time since the last save is added to TrainState.seconds first."""
+        """All ranks take part (RNG states are gathered); rank 0 writes each named checkpoint atomically. A validated
+        phase's module is a speaker model, so its checkpoints carry its export description. The time since the last
+        save is added to TrainState.seconds first."""
         now = time.time()
         self.state.seconds += now - self.clock
         self.clock = now
-        state = self.checkpoint_state()
+        extra = {'export': describe_model(self.core, self.cfg.seg_size, self.cfg.num_seg)} if self.cfg.validate else {}
+        contents = checkpoint.training_state(self.core, self.optimizer, self.scheduler, self.state, self.cfg.phase,
+                                             gather_objects(get_rng_state(), self.env), extra)
         if self.env.is_main:
             for name in names:
-                checkpoint.save_atomic(state, os.path.join(self.cfg.run_dir, name))
+                checkpoint.save_atomic(contents, os.path.join(self.cfg.run_dir, name))
 
     def resume(self, path: str) -> None:
         """Continue from a checkpoint that `save` wrote in this phase."""
         ckpt = checkpoint.load(path, self.env.device)
-        if ckpt.get('phase', self.cfg.phase) != self.cfg.phase:
-            raise ValueError(f"checkpoint {path} belongs to training phase {ckpt['phase']!r}, not {self.cfg.phase!r}")
-        self.core.load_state_dict(ckpt['model'])
-        self.optimizer.load_state_dict(ckpt['optimizer'])
-        self.scheduler.load_state_dict(ckpt['scheduler'])
-        self.state = TrainState(**ckpt['state'])
-        if self.state.step and ckpt['world_size'] == self.env.world_size:
-            self.rng_on_resume = ckpt['rng'][self.env.rank]
+        self.core.start_epoch(ckpt['state']['epoch'] + 1)  # the optimiser's parameter set as when it was saved
+        self.state, self.rng_on_resume = checkpoint.restore_training_state(
+            ckpt, path, self.core, self.optimizer, self.scheduler, self.cfg.phase, self.env.rank, self.env.world_size)
 
     # ----- training -----
     def request_stop(self, signum=None, frame=None) -> None:
@@ -99,13 +151,20 @@ class Trainer:
 
     def note_bad_audio(self, paths: list[str], epoch: int) -> None:
         """Count and name the unreadable training files the data loader skipped (rank 0 logs them)."""
-        new = sorted(set(paths) - set(self.state.bad_files))
-        if not new:
-            return
-        self.state.bad_files.extend(new)
-        if self.logger is not None:
+        new = self.state.add_bad_files(paths)
+        if new and self.logger is not None:
             self.logger.log_text('bad_audio', '\n'.join(f'epoch {epoch}: skipped unreadable {p}' for p in new))
             self.log('bad_audio_files', len(self.state.bad_files), epoch)
+
+    def start_epoch(self, epoch: int) -> None:
+        """Tell the phase module which epoch starts (a fresh optimiser and scheduler when it asks for one), then set
+        the epoch's learning rate as the release does: scheduler.step(epoch) before the epoch's first step."""
+        if self.core.start_epoch(epoch):
+            self.optimizer, self.scheduler = self.new_optimizer()
+            if self.env.is_main:
+                print(f'{self.cfg.label}epoch {epoch}: the encoder is trained from now on, with a fresh Adam and '
+                      f'scheduler over every trainable parameter (as released)', flush=True)
+        self.scheduler.step(epoch)
 
     def train_epoch(self, epoch: int) -> dict[str, float] | None:
         """One pass over the training list; None when stopped by a signal (checkpoint written)."""
@@ -118,17 +177,17 @@ class Trainer:
             self.rng_on_resume = None
         else:
             seed_everything(self.cfg.seed, epoch, self.env.rank)
-        self.core.start_epoch(epoch)
         self.model.train()
         sums, count = dict(self.state.partial.get('sums', {})), self.state.partial.get('count', 0)
         started = time.time()
         bar = tqdm(batches, desc=f'{self.cfg.label}epoch {epoch}/{self.cfg.epochs}',
                    disable=not (self.env.is_main and self.cfg.progress), initial=skip, total=skip + len(self.loader),
                    dynamic_ncols=True, leave=False, mininterval=0.5 if sys.stderr.isatty() else 60.0)
-        for step, items in enumerate(bar, start=skip + 1):
-            self.note_bad_audio(items[4], epoch)
-            losses = train_step(self.model, self.teacher, Batch.from_loader(items, self.env.device),
-                                self.optimizer, self.env, self.cfg.amp, targets_of=self.core.targets)
+        for step, batch in enumerate(bar, start=skip + 1):
+            self.note_bad_audio(batch.skipped, epoch)
+            sums['kd_vox_share'] = sums.get('kd_vox_share', 0.0) + float(batch.from_vox.float().mean())
+            losses = train_step(self.model, self.targets_of, batch.to(self.env.device), self.optimizer, self.env,
+                                self.cfg.amp)
             if losses is None:
                 self.state.nonfinite_run += 1
                 self.state.nonfinite_total += 1
@@ -155,9 +214,10 @@ class Trainer:
                 self.state.partial = {'sums': sums, 'count': count}
                 self.save(checkpoint.LAST)
                 return None
-        self.scheduler.step()
+        steps = skip + len(self.loader)
         self.state.step, self.state.partial = 0, {}
-        means = {name: total / max(count, 1) for name, total in sums.items()}
+        means = {name: total / max(count, 1) for name, total in sums.items() if name != 'kd_vox_share'}
+        means['kd_vox_share'] = sums.get('kd_vox_share', 0.0) / max(steps, 1)
         ranks = gather_objects(means, self.env)
         return {name: float(np.mean([r[name] for r in ranks if name in r])) for name in means}
 
@@ -174,7 +234,7 @@ class Trainer:
         return metrics['tta']['eer']
 
     def report_epoch(self, epoch: int, losses: dict[str, float], eer: float | None, seconds: float) -> None:
-        """Log the epoch's mean losses and learning rate, and print one line (rank 0)."""
+        """Log the epoch's mean losses, the VoxCeleb share of its KD items and the learning rate; print one line."""
         for name, value in losses.items():
             self.log(name, value, epoch)
         self.log('lr', self.optimizer.param_groups[0]['lr'], epoch)
@@ -193,6 +253,8 @@ class Trainer:
         try:
             for epoch in range(self.state.epoch + 1, self.cfg.epochs + 1):
                 started = time.time()
+                if self.state.step == 0:
+                    self.start_epoch(epoch)
                 losses = self.train_epoch(epoch)
                 if losses is None:
                     if self.env.is_main:

@@ -1,5 +1,5 @@
-"""Run a method's training phases in order on one rank, resume inside the phase the last checkpoint names, and
-hand each phase's result to the next.
+"""Run a method's phases in order on one rank: build the shared model parts, then per phase its module, optimiser,
+DDP wrapper and Trainer; resume inside the phase the last checkpoint names, and hand each phase's result to the next.
 
 Files of a run directory (path_log/project/name), for every method:
 - checkpoint_last.pt: the latest state of whichever phase is training, with its phase name: the resume point.
@@ -11,20 +11,26 @@ The joint methods have one phase ('joint'), so their run directory is what it al
 """
 from __future__ import annotations
 
+import functools
 import gc
 import json
 import math
 import os
 from dataclasses import dataclass
 
+import torch
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 
-from utils.atomic import atomic_write_bytes
+from data.bundle import DataBundle
+from data.curriculum import CurriculumTrainSet
+from data.voxceleb import class_counts
+from models import Models, build_models
 from trainer import checkpoint
-from trainer.build import DataBundle, build_parts, build_trainer, trainable_parameters
-from trainer.distributed import DistEnv, gather_objects
-from trainer.fit import Trainer
-from trainer.methods import METHOD_PHASES, Phase
+from trainer.distributed import DistEnv, convert_sync_batchnorm, gather_objects
+from trainer.loop import FitConfig, Trainer
+from trainer.methods import METHODS, Phase
+from utils.atomic import atomic_write_bytes
 
 SUMMARY = 'phases.json'
 
@@ -36,6 +42,52 @@ class PhasesOutcome:
     finished: bool  # every phase trained all of its epochs
     summary: dict[str, dict]  # phases.json: per finished phase, epochs, best epoch / EER, seconds
     params: dict[str, int]  # 'model': student + back-end (the exported model); 'trained': every parameter optimised
+
+
+def trainable_parameters(module: nn.Module) -> list[nn.Parameter]:
+    """The parameters an optimiser updates: those with requires_grad."""
+    return [p for p in module.parameters() if p.requires_grad]
+
+
+def build_parts(args: dict, env: DistEnv, data: DataBundle) -> Models:
+    """Every model part the method needs, on the rank's device; BatchNorm synchronised across ranks when distributed.
+    The phases of a method share these parts: what one phase trains, the next starts from."""
+    method = METHODS[args['method']]
+    parts = build_models(args, len(data.speakers), class_counts(data.train_utts, data.speakers),
+                         adapter=method.adapter, finetune_teacher=method.finetune_teacher)
+    parts = parts.to(env.device)
+    if env.distributed:
+        convert_sync_batchnorm(parts, env.device)
+    return parts
+
+
+def build_trainer(args: dict, env: DistEnv, data: DataBundle, logger, run_dir: str, parts: Models, phase: Phase,
+                  best_name: str, log_prefix: str, label: str) -> Trainer:
+    """The Trainer of one phase: its module (DDP-wrapped when distributed), Adam over the module's trainable
+    parameters with the cosine schedule over the phase's own epochs, and the curriculum training set."""
+    epochs = args[phase.epochs_key]
+    core = phase.module(parts, args)
+    model = core
+    if env.distributed:
+        model = DistributedDataParallel(core, device_ids=[env.device.index] if env.device.type == 'cuda' else None,
+                                        find_unused_parameters=True)
+
+    def new_optimizer() -> tuple[torch.optim.Optimizer, object]:
+        optimizer = torch.optim.Adam(trainable_parameters(core), lr=args['lr'], weight_decay=args['weight_decay'])
+        scheduler = torch.optim.lr_scheduler.CosineAnnealingWarmRestarts(
+            optimizer, T_0=epochs, T_mult=args['T_mult'], eta_min=args['lr_min'])
+        return optimizer, scheduler
+
+    train_set = CurriculumTrainSet(data.train_utts, data.speakers, data.kd_paths, args['crop_size'],
+                                   args['curriculum'], epochs, args['rand_seed'], env.rank,
+                                   args['curriculum_p'], args['max_bad_audio_fraction'], phase.kd_audio, phase.ft_audio)
+    config = FitConfig(epochs=epochs, seed=args['rand_seed'], batch_size=args['batch_size'] // env.world_size,
+                       run_dir=run_dir, seg_size=args['seg_size'], num_seg=args['num_seg'], amp=args['amp'],
+                       num_workers=args['num_workers'], max_nonfinite_steps=args['max_nonfinite_steps'],
+                       phase=phase.name, validate=phase.validates, best_name=best_name, log_prefix=log_prefix,
+                       label=label)
+    return Trainer(core, model, functools.partial(phase.targets, parts), new_optimizer, train_set, data.validation,
+                   env, logger, config)
 
 
 def phase_files(phase: Phase, final: bool) -> tuple[str, str]:
@@ -75,6 +127,13 @@ def restore_outcome(core: nn.Module, run_dir: str, phase: Phase, env: DistEnv) -
     return name
 
 
+def final_lines(results: dict, what: str) -> list[str]:
+    """One printed line per trial list of a final evaluation's full + TTA figures."""
+    return [f"final Vox1-{name} {what}: EER {m['full_tta']['eer']:.2f} % | minDCF(0.01) "
+            f"{m['full_tta']['min_dcf_0.01']:.4f} | minDCF(0.05) {m['full_tta']['min_dcf_0.05']:.4f}"
+            for name, m in results.items()]
+
+
 def _summarise(trainer: Trainer) -> dict:
     state = trainer.state
     validated = trainer.cfg.validate and math.isfinite(state.best_eer)
@@ -86,7 +145,7 @@ def run_phases(args: dict, env: DistEnv, data: DataBundle, logger, run_dir: str)
     """Train every phase of args['method'] (from the resume point when args['resume']); stop early, with a resumable
     checkpoint, when a signal stops a phase."""
     parts = build_parts(args, env, data)
-    phases = METHOD_PHASES[args['method']]
+    phases = METHODS[args['method']].phases
     start = resume_index(run_dir, phases) if args['resume'] else 0
     done = read_summary(run_dir)
     missing = [p.name for p in phases[:start] if p.name not in done]
@@ -98,7 +157,7 @@ def run_phases(args: dict, env: DistEnv, data: DataBundle, logger, run_dir: str)
     for index, phase in enumerate(phases):
         final = index == len(phases) - 1
         if index < start:  # finished in an earlier session: take its result and move on
-            core = phase.build(parts, args)
+            core = phase.module(parts, args)
             trained.update({id(p): p.numel() for p in trainable_parameters(core)})
             restore_outcome(core, run_dir, phase, env)
             continue
@@ -122,6 +181,13 @@ def run_phases(args: dict, env: DistEnv, data: DataBundle, logger, run_dir: str)
         summary[phase.name] = _summarise(trainer)
         if env.is_main:
             atomic_write_bytes(os.path.join(run_dir, SUMMARY), json.dumps(summary, indent=1).encode())
+        if phase.evaluates:  # e.g. postcomp's fine-tuned teacher: its own result before it is compressed
+            results = trainer.final_evaluation(data.test)
+            if env.is_main:
+                summary[phase.name]['final'] = results
+                atomic_write_bytes(os.path.join(run_dir, SUMMARY), json.dumps(summary, indent=1).encode())
+                for line in final_lines(results, f'{phase.name} (best epoch {trainer.state.best_epoch}, full+TTA)'):
+                    print(f'{label}{line}', flush=True)
         if not final:
             used = restore_outcome(trainer.core, run_dir, phase, env)
             if env.is_main:
