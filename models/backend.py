@@ -38,10 +38,17 @@ class WeightedSum(nn.Module):
 AGGREGATIONS = {'tuner': TunerAggregation, 'weighted_sum': WeightedSum}
 
 
-def statistics_pooling(features: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
-    """features [B, H, T] → mean ‖ std over time [B, 2H] (std of the frames, floored at sqrt(eps))."""
+def statistics_pooling(features: torch.Tensor) -> torch.Tensor:
+    """features [B, H, T] → mean ‖ unbiased std over frames [B, 2H], as released (`x.std(dim=-1)`).
+
+    No floor is needed anywhere: torch.std's gradient at a zero std (a channel constant over time) is 0, not NaN.
+    The one NaN, a single frame (T − 1 = 0 degrees of freedom), is rejected with a clear error instead of floored.
+    """
+    if features.shape[-1] < 2:
+        raise ValueError(f"statistics_pooling: the std over frames needs at least 2 frames, got features of shape "
+                         f"{tuple(features.shape)} (an input shorter than about 45 ms at 16 kHz?)")
     mean = features.mean(dim=-1)  # [B, H]
-    std = features.var(dim=-1, unbiased=False).clamp(min=eps).sqrt()  # [B, H]
+    std = features.std(dim=-1)  # [B, H], unbiased (divides by T - 1)
     return torch.cat([mean, std], dim=-1)  # [B, 2H]
 
 

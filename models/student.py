@@ -13,7 +13,14 @@ from models.spec_augment import SpecAugment
 from models.student_layer import StudentLayer
 
 DROPOUT_KEYS = ('hidden_dropout', 'attention_dropout', 'activation_dropout', 'feat_proj_dropout')
-INPUT_NORMS = {'post': lambda encoder: encoder.layer_norm, 'pre': lambda encoder: nn.Identity()}
+# Where the encoder's own layer norm acts, by layer_norm_style: (on state 0, on the last state). Post-LN encoders
+# normalise before the first layer; stable-layer-norm ones after the last, as transformers' encoders do.
+ENCODER_NORMS = {'post': lambda encoder: (encoder.layer_norm, nn.Identity()),
+                 'pre': lambda encoder: (nn.Identity(), encoder.layer_norm)}
+# student_init: state-dict key prefixes copied from the teacher; every other weight keeps the fresh initialisation
+# of AutoModel.from_config(student config). 'release' = the released hubert_student.py (CNN, projection, layers);
+# 'teacher' = also positional convolution, encoder layer norm and mask embedding (DistilHuBERT / s3prl practice).
+INIT_MODES = {'release': ('feature_extractor.', 'feature_projection.', 'encoder.layers.'), 'teacher': ('',)}
 _LAYER_KEY = re.compile(r'^encoder\.layers\.(\d+)\.(.*)$')
 
 
@@ -52,16 +59,20 @@ def _check_layers(num_layers: int, init_teacher_idx: list[int], teacher_layers: 
     return idx
 
 
-def _copied_state(student: nn.Module, teacher: PreTrainedModel, init_teacher_idx: list[int]) -> dict:
-    """Student state dict filled from the teacher: layer k ← teacher layer init_teacher_idx[k], the rest by name.
+def _copied_state(student: nn.Module, teacher: PreTrainedModel, init_teacher_idx: list[int],
+                  copied: tuple[str, ...]) -> dict:
+    """Student state dict, its keys starting with a `copied` prefix filled from the teacher, the rest kept fresh.
 
-    A student-layer weight the source layer lacks (WavLM's relative position embedding, held by layer 0 only) comes
-    from the teacher layer at the same position; the student's own masked_spec_embed is kept when the teacher has
-    none (its masking rate was 0).
+    Layer k ← teacher layer init_teacher_idx[k], the rest by name. A student-layer weight the source layer lacks
+    (WavLM's relative position embedding, held by layer 0 only) comes from the teacher layer at the same position;
+    the student's own masked_spec_embed is kept when the teacher has none (its masking rate was 0).
     """
     source = teacher.state_dict()
     state = {}
     for key, own in student.state_dict().items():
+        if not key.startswith(copied):
+            state[key] = own
+            continue
         match = _LAYER_KEY.match(key)
         candidates = [key]
         if match:
@@ -84,30 +95,37 @@ class Student(nn.Module):
     it applies dropout, SpecAugment and LayerDrop at the config's rates like transformers' model, except that a
     skipped layer repeats the previous hidden state, so there are always L+1 states. State 0 is the input of the first
     layer, as transformers records it: after pos-conv + encoder layer norm for post-LN models, after pos-conv only
-    for stable-layer-norm ones.
+    for stable-layer-norm ones. For those the last state is the encoder's last_hidden_state, after the encoder
+    layer norm (what transformers 4.x, the release's, also recorded as the last of its hidden_states).
+
+    `init` (key student_init) picks what is copied from the teacher, see INIT_MODES; the rest is the fresh
+    initialisation of AutoModel.from_config under the caller's seed (nothing draws from torch's generator before it).
     """
 
     def __init__(self, teacher_model: PreTrainedModel, num_layers: int, init_teacher_idx: list[int],
                  adapter_size: int | None = None, dropout: float | None = None, layerdrop: float | None = None,
-                 mask_time_prob: float | None = None):
+                 mask_time_prob: float | None = None, init: str = 'release'):
         super().__init__()
         family = family_of(teacher_model.config)
         idx = _check_layers(num_layers, init_teacher_idx, teacher_model.config.num_hidden_layers)
         if adapter_size is not None and adapter_size < 1:
             raise ValueError(f"adapter_size: expected a positive bottleneck size or None, got {adapter_size}")
+        if init not in INIT_MODES:
+            raise ValueError(f"student_init: got {init!r}, expected one of {sorted(INIT_MODES)}")
         self.config = student_config(teacher_model.config, num_layers, dropout, layerdrop, mask_time_prob)
         self.init_teacher_idx = idx
-        built = AutoModel.from_config(self.config)  # transformers' own modules at the student's size and rates
-        built.load_state_dict(_copied_state(built, teacher_model, idx))
+        built = AutoModel.from_config(self.config)  # transformers' own modules and init at the student's size
+        built.load_state_dict(_copied_state(built, teacher_model, idx, INIT_MODES[init]))
         style = layer_norm_style(self.config)
         self.feature_extractor = built.feature_extractor
         self.feature_projection = built.feature_projection
         self.spec_augment = SpecAugment(self.config, getattr(built, 'masked_spec_embed', None))
         self.pos_conv_embed = built.encoder.pos_conv_embed
-        self.input_norm = INPUT_NORMS[style](built.encoder)
+        self.input_norm, self.output_norm = ENCODER_NORMS[style](built.encoder)
         self.dropout = built.encoder.dropout
         self.layers = nn.ModuleList(
-            StudentLayer(layer, style, family.relative_position_bias, self.config.hidden_size, adapter_size)
+            StudentLayer(layer, style, family.relative_position_bias, self.config.hidden_size, adapter_size,
+                         self.config.initializer_range)
             for layer in built.encoder.layers)
         self.first_droppable = 1 if family.relative_position_bias else 0  # WavLM never drops its bias-making layer 0
 
@@ -148,4 +166,5 @@ class Student(nn.Module):
             if not self._skips(index):
                 hidden, position_bias = layer(hidden, num_kd, position_bias)  # [N, T, H]
             states.append(hidden)
+        states[-1] = self.output_norm(hidden)  # [N, T, H], the encoder layer norm of stable-layer-norm models
         return torch.stack(states, dim=1)  # [N, L+1, T, H]

@@ -27,16 +27,19 @@ def _post_ln_block(block: StudentLayer, hidden: torch.Tensor, num_kd: int, posit
     layer = block.layer
     attended, position_bias = block.attend(layer.attention, hidden, position_bias)
     hidden = layer.layer_norm(hidden + layer.dropout(attended))  # [N, T, H]
-    hidden = layer.final_layer_norm(hidden + block.feed_forward(hidden, num_kd))  # [N, T, H]
+    hidden = layer.final_layer_norm(hidden + block.feed_forward(hidden, hidden, num_kd))  # [N, T, H]
     return hidden, position_bias
 
 
 def _pre_ln_block(block: StudentLayer, hidden: torch.Tensor, num_kd: int, position_bias):
-    """Stable-layer-norm (pre-LN) layer: h = x + Attn(LN(x)); out = h + FFN(z) [+ A(z) on FT rows], z = LN_final(h)."""
+    """Stable-layer-norm (pre-LN) layer: h = x + Attn(LN(x)); out = h + FFN(LN_final(h)) [+ A(h) on FT rows].
+
+    The adapter reads the raw residual h, as in the released OS-KDFT, where it sits beside the FFN call.
+    """
     layer = block.layer
     attended, position_bias = block.attend(layer.attention, layer.layer_norm(hidden), position_bias)
     hidden = hidden + layer.dropout(attended)  # [N, T, H]
-    hidden = hidden + block.feed_forward(layer.final_layer_norm(hidden), num_kd)  # [N, T, H]
+    hidden = hidden + block.feed_forward(layer.final_layer_norm(hidden), hidden, num_kd)  # [N, T, H]
     language_adapter = getattr(layer, 'adapter_layer', None)  # transformers' MMS attention adapter, when configured
     if language_adapter is not None:
         hidden = hidden + language_adapter(hidden)
@@ -54,21 +57,22 @@ class StudentLayer(nn.Module):
     """
 
     def __init__(self, layer: nn.Module, style: str, relative_position_bias: bool, hidden_size: int,
-                 adapter_size: int | None):
+                 adapter_size: int | None, initializer_range: float):
         super().__init__()
         if style not in LAYER_BLOCKS:
             raise ValueError(f"StudentLayer: style {style!r}, expected one of {sorted(LAYER_BLOCKS)}")
         self.layer = layer
-        self.adapter = None if adapter_size is None else BottleneckAdapter(hidden_size, adapter_size, 'relu')
+        self.adapter = None if adapter_size is None else BottleneckAdapter(  # initialised as transformers' post_init
+            hidden_size, adapter_size, 'relu', init_std=initializer_range)
         self.style = style
         self.attend = ATTENTION_CALLS[relative_position_bias]
 
-    def feed_forward(self, hidden: torch.Tensor, num_kd: int) -> torch.Tensor:
-        """FFN(h) on every row, plus A(h) on the FT rows when the layer has an adapter."""
-        out = self.layer.feed_forward(hidden)  # [N, T, H]
+    def feed_forward(self, ffn_input: torch.Tensor, adapter_input: torch.Tensor, num_kd: int) -> torch.Tensor:
+        """FFN(ffn_input) on every row, plus A(adapter_input) on the FT rows when the layer has an adapter."""
+        out = self.layer.feed_forward(ffn_input)  # [N, T, H]
         if self.adapter is None:
             return out
-        return torch.cat([out[:num_kd], out[num_kd:] + self.adapter(hidden[num_kd:])], dim=0)  # [N, T, H]
+        return torch.cat([out[:num_kd], out[num_kd:] + self.adapter(adapter_input[num_kd:])], dim=0)  # [N, T, H]
 
     def forward(self, hidden: torch.Tensor, num_kd: int, position_bias: torch.Tensor | None = None):
         """hidden [N, T, H] → (hidden [N, T, H], position bias for the next layer or None)."""

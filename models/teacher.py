@@ -61,7 +61,9 @@ class Teacher(nn.Module):
     """Frozen SSL model: forward(wav [B, S]) → all hidden states [B, L+1, T, H], always in eval mode, no graph.
 
     The model runs under torch.inference_mode; its hidden states are stacked outside it, so the result is an ordinary
-    tensor that a loss may save for backward (an inference tensor could not be), at no extra copy.
+    tensor that a loss may save for backward (an inference tensor could not be), at no extra copy. The last state is
+    last_hidden_state: the same tensor for post-LN models; for stable-layer-norm ones it is after the encoder layer
+    norm, which transformers 4.x (the release's) recorded as the last hidden state and 5.x no longer does.
     """
 
     def __init__(self, model: PreTrainedModel):
@@ -77,7 +79,8 @@ class Teacher(nn.Module):
     def forward(self, wav: torch.Tensor) -> torch.Tensor:
         """wav [B, S] → hidden states [B, L+1, T, H] (index 0: the input of the first transformer layer)."""
         with torch.inference_mode():
-            states = self.model(wav, output_hidden_states=True).hidden_states  # L+1 × [B, T, H]
+            output = self.model(wav, output_hidden_states=True)
+        states = output.hidden_states[:-1] + (output.last_hidden_state,)  # L+1 × [B, T, H]
         return torch.stack(states, dim=1)  # [B, L+1, T, H], a normal tensor
 
 

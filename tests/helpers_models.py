@@ -8,7 +8,7 @@ import shutil
 import tempfile
 
 import torch
-from transformers import PreTrainedModel
+from transformers import PreTrainedModel, Wav2Vec2Config, Wav2Vec2Model
 
 from arguments import EXPERIMENT_ARGS, SYSTEM_ARGS
 from models.teacher import load_ssl_model, make_tiny_teacher
@@ -27,6 +27,16 @@ def tiny_teacher_dir(family: str = 'hubert') -> str:
 def tiny_ssl_model(family: str = 'hubert') -> PreTrainedModel:
     """A fresh load of the tiny checkpoint through load_ssl_model, the path a hub id takes too."""
     return load_ssl_model(tiny_teacher_dir(family))
+
+
+def stable_wav2vec2() -> Wav2Vec2Model:
+    """A tiny random stable-layer-norm (pre-LN) wav2vec 2.0 in eval mode, the layout of the large checkpoints."""
+    config = Wav2Vec2Config(hidden_size=32, num_hidden_layers=3, num_attention_heads=4, intermediate_size=64,
+                            conv_dim=(16,) * 7, num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=4,
+                            do_stable_layer_norm=True, feat_extract_norm='layer')
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(3)
+        return Wav2Vec2Model(config).eval()
 
 
 def waveforms(batch: int, samples: int = 4000, seed: int = 0) -> torch.Tensor:

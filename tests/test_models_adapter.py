@@ -1,7 +1,8 @@
-"""OS-KDFT adapter: FT rows only, no KD gradient, training noise in training mode only."""
+"""OS-KDFT adapter: released initialisation, FT rows only, no KD gradient, training noise in training mode only."""
 import numpy as np
 import pytest
 import torch
+from torch import nn
 
 from helpers_models import tiny_ssl_model, waveforms
 from models.backend import SpeakerBackend
@@ -9,6 +10,7 @@ from models.losses import DistilHuBERTLoss, SoftmaxLoss
 from models.noise import TrainingNoise
 from models.student import Student
 from models.teacher import Teacher
+from models.tuner import AttentiveFeatureTuner
 
 
 def _forward(student, wav, num_kd, seed=5):
@@ -16,6 +18,29 @@ def _forward(student, wav, num_kd, seed=5):
     torch.manual_seed(seed)
     np.random.seed(seed)
     return student(wav, num_kd=num_kd)
+
+
+@pytest.mark.parametrize('initializer_range', [0.02, 0.05])
+def test_layer_adapters_start_as_transformers_post_init_leaves_them(initializer_range):
+    model = tiny_ssl_model()
+    model.config.initializer_range = initializer_range  # 0.02 in HuBERT's config; the adapters follow the config
+    torch.manual_seed(0)
+    student = Student(model, 2, [0, 1], adapter_size=64)
+    adapters = [layer.adapter for layer in student.layers]
+    weights = torch.cat([linear.weight.flatten() for a in adapters for linear in (a.down, a.up)])  # 4 × 64·32
+    assert abs(weights.std().item() / initializer_range - 1) < 0.1
+    assert abs(weights.mean().item()) < 0.1 * initializer_range
+    assert all(torch.equal(linear.bias, torch.zeros_like(linear.bias)) for a in adapters for linear in (a.down, a.up))
+
+
+def test_tuner_keeps_pytorchs_default_linear_init():
+    torch.manual_seed(4)
+    down, up = nn.Linear(48, 4), nn.Linear(4, 48)  # what PyTorch draws for the first tuner's two Linear layers
+    torch.manual_seed(4)
+    tuner = AttentiveFeatureTuner(48, 2).tuners[0]
+    assert torch.equal(tuner.down.weight, down.weight) and torch.equal(tuner.down.bias, down.bias)
+    assert torch.equal(tuner.up.weight, up.weight) and torch.equal(tuner.up.bias, up.bias)
+    assert tuner.down.bias.abs().min() > 0 and tuner.up.weight.abs().max() > 3 * 0.02  # not N(0, 0.02), zero bias
 
 
 def test_adapter_weights_never_change_kd_rows():
@@ -33,7 +58,7 @@ def test_adapter_weights_never_change_kd_rows():
 def test_kd_rows_compute_the_teacher_layers_with_adapters_present():
     model = tiny_ssl_model()
     wav = waveforms(3)
-    student = Student(model, 2, [0, 1], adapter_size=8).eval()
+    student = Student(model, 2, [0, 1], adapter_size=8, init='teacher').eval()
     got = student(wav, num_kd=2)
     assert (got[:2] - Teacher(model)(wav)[:2, :3]).abs().max() < 1e-5
 

@@ -1,45 +1,100 @@
-"""Student: copies the teacher exactly, keeps L+1 states under LayerDrop, training-mode behaviour and overrides."""
+"""Student: initialisation modes, the teacher's states in 'teacher' mode, L+1 states under LayerDrop, overrides."""
 import numpy as np
 import pytest
 import torch
-from transformers import Wav2Vec2Config, Wav2Vec2Model
+from torch import nn
+from transformers import AutoModel
 
-from helpers_models import TINY, tiny_ssl_model, waveforms
+from helpers_models import TINY, stable_wav2vec2, tiny_ssl_model, waveforms
 from models.spec_augment import SpecAugment
-from models.student import Student
+from models.student import Student, student_config
 from models.teacher import Teacher
 
-
-def _stable_wav2vec2():
-    """A tiny stable-layer-norm (pre-LN) wav2vec 2.0, the layout of the large checkpoints."""
-    config = Wav2Vec2Config(hidden_size=32, num_hidden_layers=3, num_attention_heads=4, intermediate_size=64,
-                            conv_dim=(16,) * 7, num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=4,
-                            do_stable_layer_norm=True, feat_extract_norm='layer')
-    torch.manual_seed(3)
-    return Wav2Vec2Model(config).eval()
-
-
 MODELS = {'hubert': lambda: tiny_ssl_model('hubert'), 'wav2vec2': lambda: tiny_ssl_model('wav2vec2'),
-          'wavlm': lambda: tiny_ssl_model('wavlm'), 'wav2vec2-stable': _stable_wav2vec2}
+          'wavlm': lambda: tiny_ssl_model('wavlm'), 'wav2vec2-stable': stable_wav2vec2}
+
+
+def _encoder_norm(module: nn.Module) -> nn.Module:
+    """The encoder layer norm a Student uses (on state 0 for post-LN, on the last state for stable-layer-norm)."""
+    return next(norm for norm in (module.input_norm, module.output_norm) if not isinstance(norm, nn.Identity))
+
+
+def _fresh_parts(model: nn.Module) -> dict[str, nn.Module | torch.Tensor]:
+    """The parts 'release' mode keeps fresh, of a transformers model."""
+    return {'pos_conv': model.encoder.pos_conv_embed, 'layer_norm': model.encoder.layer_norm,
+            'mask': model.masked_spec_embed}
+
+
+def _student_parts(student: Student) -> dict[str, nn.Module | torch.Tensor]:
+    """The same parts, of a Student."""
+    return {'pos_conv': student.pos_conv_embed, 'layer_norm': _encoder_norm(student),
+            'mask': student.spec_augment.masked_spec_embed}
+
+
+def _same(a: nn.Module | torch.Tensor, b: nn.Module | torch.Tensor) -> bool:
+    """Every weight equal (a module's state dict, or one tensor)."""
+    if isinstance(a, torch.Tensor):
+        return torch.equal(a, b)
+    sa, sb = a.state_dict(), b.state_dict()
+    return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
 
 
 @pytest.mark.parametrize('name', sorted(MODELS))
-@pytest.mark.parametrize('num_layers', [1, 2])
-def test_student_reproduces_teacher_hidden_states(name, num_layers):
+def test_release_init_copies_cnn_projection_and_layers_and_keeps_the_rest_fresh(name):
+    model = MODELS[name]()
+    with torch.no_grad():  # a random teacher's encoder layer norm is still ones / zeros, like a fresh one
+        model.encoder.layer_norm.weight.normal_(1.0, 0.1)
+        model.encoder.layer_norm.bias.normal_(0.0, 0.1)
+    torch.manual_seed(11)
+    student = Student(model, 2, [2, 0])  # student_init='release', the default
+    torch.manual_seed(11)
+    fresh = AutoModel.from_config(student_config(model.config, 2))
+    assert _same(student.feature_extractor, model.feature_extractor)
+    assert _same(student.feature_projection, model.feature_projection)
+    for k, source in enumerate([2, 0]):
+        own, theirs = student.layers[k].layer.state_dict(), model.encoder.layers[source].state_dict()
+        bias_table = {key for key in own if 'rel_attn_embed' in key}  # WavLM: from the teacher's layer 0
+        assert own.keys() - bias_table <= theirs.keys()
+        assert all(torch.equal(own[key], theirs[key]) for key in own.keys() - bias_table)
+    for part, own in _student_parts(student).items():
+        assert _same(own, _fresh_parts(fresh)[part]), part
+        assert not _same(own, _fresh_parts(model)[part]), part
+
+
+@pytest.mark.parametrize('name', ['hubert', 'wav2vec2-stable'])
+def test_teacher_init_copies_pos_conv_layer_norm_and_mask_embedding_too(name):
+    model = MODELS[name]()
+    with torch.no_grad():
+        model.encoder.layer_norm.weight.normal_(1.0, 0.1)
+    student = Student(model, 2, [0, 1], init='teacher')
+    for part, own in _student_parts(student).items():
+        assert _same(own, _fresh_parts(model)[part]), part
+
+
+def test_unknown_init_mode_names_the_key():
+    with pytest.raises(ValueError, match="student_init: got 'distil'"):
+        Student(tiny_ssl_model(), 2, [0, 1], init='distil')
+
+
+@pytest.mark.parametrize('name', sorted(MODELS))
+@pytest.mark.parametrize('num_layers', [1, 2, 3])
+def test_teacher_init_student_reproduces_teacher_hidden_states(name, num_layers):
     model = MODELS[name]()
     wav = waveforms(3)
-    expected = Teacher(model)(wav)  # [B, 4, T, H]
-    student = Student(model, num_layers, list(range(num_layers))).eval()
+    expected = Teacher(model)(wav)[:, :num_layers + 1]  # [B, num_layers + 1, T, H]
+    if name == 'wav2vec2-stable' and num_layers < 3:  # a stable-LN model's last state is after the encoder norm
+        expected[:, -1] = model.encoder.layer_norm(expected[:, -1])
+    student = Student(model, num_layers, list(range(num_layers)), init='teacher').eval()
     got = student(wav, num_kd=1)  # [B, num_layers + 1, T, H]
-    assert got.shape == (3, num_layers + 1) + expected.shape[2:]
-    assert (got - expected[:, :num_layers + 1]).abs().max() < 1e-5
+    assert got.shape == expected.shape
+    assert (got - expected).abs().max() < 1e-5
 
 
 def test_layer_k_is_copied_from_the_chosen_teacher_layer():
     model = tiny_ssl_model('hubert').eval()
     wav = waveforms(2)
     states = Teacher(model)(wav)
-    student = Student(model, 2, [2, 0]).eval()
+    student = Student(model, 2, [2, 0], init='teacher').eval()
     got = student(wav)
     with torch.no_grad():
         first = model.encoder.layers[2](states[:, 0])  # the teacher's own layer 2 on state 0
@@ -81,10 +136,10 @@ def test_zero_rates_make_training_mode_equal_the_teacher():
     model = tiny_ssl_model()
     wav = waveforms(2)
     expected = Teacher(model)(wav)
-    plain = Student(model, 2, [0, 1], dropout=0.0, layerdrop=0.0, mask_time_prob=0.0).train()
+    plain = Student(model, 2, [0, 1], dropout=0.0, layerdrop=0.0, mask_time_prob=0.0, init='teacher').train()
     assert plain.spec_augment.masked_spec_embed is None
     assert (plain(wav) - expected[:, :3]).abs().max() < 1e-5
-    default = Student(model, 2, [0, 1], layerdrop=0.0).train()  # teacher config: dropout 0.1, masking 0.05
+    default = Student(model, 2, [0, 1], layerdrop=0.0, init='teacher').train()  # config: dropout 0.1, masking 0.05
     assert default.config.hidden_dropout == 0.1 and default.config.mask_time_prob == 0.05
     assert (default(wav) - expected[:, :3]).abs().max() > 1e-3
     with pytest.raises(ValueError, match='student_layerdrop'):

@@ -54,7 +54,7 @@ def test_weighted_sum_backend_uses_unnormalised_weights_then_pools():
     assert weights.shape == (3,) and bool(((weights >= 0) & (weights < 1)).all())
     hidden = _states()
     summed = sum(weights[i] * hidden[:, i] for i in range(3))  # [B, T, H]
-    pooled = torch.cat([summed.mean(1), summed.std(1, unbiased=False)], dim=1)  # [B, 2H]
+    pooled = torch.cat([summed.mean(1), summed.std(1)], dim=1)  # [B, 2H]
     expected = backend.norm(backend.embedding(pooled))
     assert torch.allclose(backend(hidden), expected, atol=1e-5)
 
@@ -70,9 +70,18 @@ def test_tuner_backend_drops_state_zero():
     assert not torch.equal(backend(hidden), backend(hidden.flip(1)))
 
 
-def test_statistics_pooling_and_backend_errors():
-    features = torch.tensor([[[1.0, 3.0], [2.0, 2.0]]])  # [B=1, H=2, T=2]
-    assert torch.allclose(statistics_pooling(features), torch.tensor([[2.0, 2.0, 1.0, 0.0031623]]), atol=1e-6)
+def test_statistics_pooling_is_mean_and_unbiased_std_over_frames():
+    features = torch.tensor([[[1.0, 3.0, 5.0], [2.0, 2.0, 2.0]]], requires_grad=True)  # [B=1, H=2, T=3]
+    pooled = statistics_pooling(features)
+    assert torch.equal(pooled, torch.tensor([[3.0, 2.0, 2.0, 0.0]]))  # std of 1, 3, 5: sqrt(8 / (3 - 1)) = 2
+    assert torch.equal(pooled[:, 2:], features.std(dim=-1))
+    pooled[:, 2:].sum().backward()  # a constant channel (std 0) gets a zero gradient, not NaN
+    assert torch.equal(features.grad, torch.tensor([[[-0.5, 0.0, 0.5], [0.0, 0.0, 0.0]]]))
+    with pytest.raises(ValueError, match='statistics_pooling: .* at least 2 frames'):
+        statistics_pooling(torch.ones(2, 4, 1))
+
+
+def test_backend_errors():
     with pytest.raises(ValueError, match='aggregation'):
         SpeakerBackend(48, 3, 16, 'mean')
     with pytest.raises(ValueError, match=r'\[B, 3, T, H\]'):
