@@ -15,6 +15,7 @@ import os
 import sys
 
 from data.curriculum import SCHEDULES
+from models.student import INIT_MODES
 from trainer.methods import METHODS
 
 SYSTEM_ARGS = {
@@ -63,6 +64,8 @@ EXPERIMENT_ARGS = {
     'student_hidden_layer_size': 768,       # must equal the teacher's hidden size
     'student_hidden_layer_num': 2,          # transformer layers in the student
     'init_teacher_idx': [0, 1],             # teacher layer copied into each student layer
+    'student_init': 'release',              # release: copy CNN, projection, chosen layers (pos-conv, encoder LN,
+                                            # mask embedding fresh) | teacher: copy those too (DistilHuBERT / s3prl)
     'student_dropout': None,                # every dropout rate of the student; None = teacher config's
     'student_layerdrop': None,              # LayerDrop rate; None = teacher config's (0.1 for HuBERT-base)
     'student_mask_time_prob': None,         # SpecAugment time-mask rate; None = teacher config's (0.05)
@@ -222,8 +225,8 @@ def check_args(args: dict, world_size: int) -> None:
         _fail('num_workers', args['num_workers'], 'expected 0 or more')
     if not 0.0 <= args['max_bad_audio_fraction'] < 1.0:
         _fail('max_bad_audio_fraction', args['max_bad_audio_fraction'], 'expected a fraction in [0, 1)')
-    choices = {'validation': ('test', 'heldout'), 'kd_cos_reduction': ('sum', 'mean'), 'ft_loss': ('softmax', 'aam'),
-               'curriculum': tuple(SCHEDULES)}
+    choices = {'validation': ('test', 'heldout'), 'student_init': tuple(INIT_MODES), 'kd_cos_reduction': ('sum', 'mean'),
+               'ft_loss': ('softmax', 'aam'), 'curriculum': tuple(SCHEDULES)}
     for key, allowed in choices.items():
         if args[key] not in allowed:
             _fail(key, args[key], f'expected one of {list(allowed)}')

@@ -56,7 +56,8 @@ def build_models(args: dict, num_speakers: int, class_counts: np.ndarray | None,
     aggregation = 'tuner' if args['use_TFT'] else 'weighted_sum'
     layers = args['student_hidden_layer_num']
     student = Student(ssl_model, layers, args['init_teacher_idx'], args['adapter_size'] if adapter else None,
-                      args['student_dropout'], args['student_layerdrop'], args['student_mask_time_prob'])
+                      args['student_dropout'], args['student_layerdrop'], args['student_mask_time_prob'],
+                      init=args['student_init'])
     backend = SpeakerBackend(hidden, layers + 1, args['embed_size'], aggregation)
     kd_loss = DistilHuBERTLoss(hidden, args['target_layer_idx'], args['cos_lambda'], args['kd_cos_reduction'])
     weights = _class_weights(args['class_weight'], class_counts, num_speakers)
@@ -64,6 +65,6 @@ def build_models(args: dict, num_speakers: int, class_counts: np.ndarray | None,
                                                    args['aam_scale'])
     teacher_ft = teacher_backend = None
     if finetune_teacher:
-        teacher_ft = Student(ssl_model, depth, list(range(depth)))
+        teacher_ft = Student(ssl_model, depth, list(range(depth)), init='teacher')  # the whole teacher, trainable
         teacher_backend = SpeakerBackend(hidden, depth + 1, args['embed_size'], aggregation)
     return Models(Teacher(ssl_model), student, backend, kd_loss, speaker_loss, teacher_ft, teacher_backend)

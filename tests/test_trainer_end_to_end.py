@@ -9,6 +9,7 @@ import main
 from export import cli as export_cli
 from export import load_exported
 from helpers_trainer import tiny_arguments
+from models.teacher import load_ssl_model
 from trainer import checkpoint
 
 
@@ -29,6 +30,8 @@ def test_joint_methods_train_two_epochs(root, method):
     assert os.path.isfile(os.path.join(run, checkpoint.BEST))
     best = checkpoint.load(os.path.join(run, checkpoint.BEST))
     assert best['state']['epoch'] == last['state']['best_epoch']
+    with open(os.path.join(run, 'lr.txt')) as f:  # set before each epoch as released: warm restart at epoch T_0 = 2
+        assert [float(line.rsplit(':', 1)[1]) for line in f.read().splitlines()] == pytest.approx([1.05e-3, 2e-3])
     with open(os.path.join(run, 'eer', 'val.txt')) as f:
         lines = f.read().splitlines()
     assert [line.split(']')[0] for line in lines] == ['[1', '[2']
@@ -81,3 +84,23 @@ def test_second_run_with_same_name_fails_and_leaves_files_untouched(root):
     # the weights in the checkpoint still load
     state = torch.load(os.path.join(run, checkpoint.LAST), weights_only=False)
     assert state['state']['epoch'] == 1
+
+
+def test_a_run_that_cannot_move_keeps_the_released_initialisation(root):
+    """lr = 0: the trained checkpoint still holds the student's initialisation, which copies the teacher's CNN,
+    projection and layers init_teacher_idx (default 'release' mode) and keeps a fresh positional convolution."""
+    main.main(tiny_arguments(root, name='lr0', lr=0.0, lr_min=0.0, weight_decay=0.0, epoch=1, init_teacher_idx=[0, 2],
+                             student_hidden_layer_num=2))
+    student = {k[len('student.'):]: v for k, v in
+               checkpoint.load(os.path.join(root, 'runs', 'OS-KDFT2', 'lr0', checkpoint.LAST))['model'].items()
+               if k.startswith('student.')}
+    args = dict(a.split('=', 1) for a in tiny_arguments(root))
+    teacher = load_ssl_model(args['huggingface_url']).state_dict()
+    copied = [k for k in student if k.startswith(('feature_extractor.', 'feature_projection.'))]
+    assert copied and all(torch.equal(student[k], teacher[k]) for k in copied)
+    for k, source in ((0, 0), (1, 2)):
+        layer = [key for key in student if key.startswith(f'layers.{k}.layer.')]
+        assert layer and all(torch.equal(student[key], teacher[f'encoder.layers.{source}.' + key.split('.layer.', 1)[1]])
+                             for key in layer)
+    pos_conv = 'pos_conv_embed.conv.parametrizations.weight.original1'  # the kernel direction (random at init)
+    assert not torch.equal(student[pos_conv], teacher['encoder.' + pos_conv])
