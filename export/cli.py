@@ -28,7 +28,8 @@ class Command:
 
 
 def _model_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument('--model', required=True, metavar='DIR', help='export directory (export.json + weights)')
+    parser.add_argument('--model', required=True, metavar='DIR',
+                        help=f'export directory (export.json + weights; {ONNX_FILE} + its JSON for --runtime onnx)')
     parser.add_argument('--runtime', choices=sorted(RUNTIMES), default='torch',
                         help=f'torch: PyTorch on --device; onnx: onnxruntime on the CPU, running DIR/{ONNX_FILE} '
                              f'(or --model FILE.onnx)')

@@ -34,18 +34,21 @@ SCORE_RECIPE = ('score = (cos(full_a, full_b) + mean over all i, j of cos(seg_a_
                 'embedding of the whole utterance and seg_i those of num_seg windows of seg_size samples starting at '
                 'round(linspace(0, n - seg_size, num_seg)) (audio shorter than seg_size repeated cyclically to '
                 'seg_size first); same speaker when score >= threshold')
+QUIET_LOGGERS = ('torch.onnx', 'onnxscript')  # the exporter's and its graph optimiser's informational warnings
 
 
 @contextlib.contextmanager
 def _quiet_exporter() -> Iterator[None]:
-    """Keep the exporter's informational warnings (e.g. torchvision operators it skips) off the console."""
-    logger = logging.getLogger('torch.onnx')
-    level = logger.level
-    logger.setLevel(logging.ERROR)
+    """Keep the exporter's notes (torchvision operators it skips, constants it does not fold) off the console."""
+    loggers = [logging.getLogger(name) for name in QUIET_LOGGERS]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.ERROR)
     try:
         yield
     finally:
-        logger.setLevel(level)
+        for logger, level in zip(loggers, levels):
+            logger.setLevel(level)
 
 
 def onnx_bytes(module: nn.Module, min_samples: int) -> bytes:
