@@ -99,7 +99,8 @@ def test_graph_is_the_eval_model_without_random_ops(setup, session):
     assert not op_types & {'Dropout', 'RandomUniform', 'RandomUniformLike', 'RandomNormal', 'RandomNormalLike',
                            'Bernoulli', 'Multinomial'}
     wav = _voices(2, 2 * RATE, seed=3)
-    assert np.array_equal(_run(session, wav), _run(session, wav))
+    first, second = _run(session, wav), _run(session, wav)
+    assert np.abs(first - second).max() <= 1e-6  # dropout at the config's rates would move them far more
 
 
 def test_description_beside_the_graph(setup):
