@@ -103,9 +103,11 @@ class OnnxModel:
         self.session = onnx_session(onnx_path, onnx_path, threads)
         self.input_name = self.description['input']['name']
         self.output_name = self.description['output']['name']
-        names = [node.name for node in self.session.get_inputs()]
-        if names != [self.input_name]:
-            raise ExportError(f"{onnx_path}: graph inputs {names}, its description promises [{self.input_name!r}]")
+        inputs = [node.name for node in self.session.get_inputs()]
+        outputs = [node.name for node in self.session.get_outputs()]
+        if inputs != [self.input_name] or self.output_name not in outputs:
+            raise ExportError(f"{onnx_path}: graph inputs {inputs} and outputs {outputs}, its description promises "
+                              f"input {self.input_name!r} and output {self.output_name!r}")
         self.threshold = float(self.description['threshold'])
 
     @property
