@@ -1,7 +1,8 @@
 """Audio files given on the command line: checked up front, then embedded exactly like the training's evaluation.
 
 Embedding goes through trainer.evaluate.extract_embeddings and data.eval_sets.EvalSet, so an exported model sees
-the same whole-utterance input and the same evenly spaced TTA segments as the final evaluation did.
+the same whole-utterance input and the same evenly spaced TTA segments as the final evaluation did. Waveforms given
+in memory (export/api.py) are made 16 kHz mono the way data.audio reads files.
 """
 from __future__ import annotations
 
