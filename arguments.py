@@ -26,6 +26,7 @@ SYSTEM_ARGS = {
     'description': 'joint KD + FT of HuBERT-base into a 2-layer student',  # tracker description
     'path_log': 'runs',                     # root of all run directories
     'resume': False,                        # continue the run in path_log/project/name from its last checkpoint
+    'export_onnx': False,                   # also write <run>/export/model.onnx (+ .json) at the end of training
     # --- trackers (tokens may come from WANDB_API_KEY / NEPTUNE_API_TOKEN instead) ---
     'use_wandb': False,                     # also log to Weights & Biases (WANDB_MODE=offline honoured)
     'wandb_user': '',                       # wandb entity

@@ -15,7 +15,7 @@ from arguments import ARGUMENTS_FILE, EXPERIMENT_ARGS, check_args, check_teacher
     is_demo, public_args
 from data.bundle import build_data
 from data.demo import make_demo_corpus
-from export import export_model
+from export import export_model, export_onnx
 from log import build_logger
 from models.teacher import load_ssl_config, make_tiny_teacher
 from trainer import checkpoint
@@ -82,6 +82,9 @@ def export_result(trainer, args: dict, results: dict, state, run_dir: str) -> No
                            'best_epoch': state.best_epoch, 'best_val_eer': state.best_eer, 'final': results},
                  seg_size=args['seg_size'], num_seg=args['num_seg'])
     print(f'exported model: {out}  (python -m export verify --model {out} a.wav b.wav)')
+    if args['export_onnx']:
+        export_onnx(out)
+        print(f"exported ONNX model: {os.path.join(out, 'model.onnx')} (python -m export verify --runtime onnx ...)")
 
 
 def report(results: dict, outcome: PhasesOutcome, args: dict, run_dir: str, demo: bool) -> None:

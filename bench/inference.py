@@ -1,14 +1,16 @@
-"""Speaker-embedding speed: student + back-end versus teacher + back-end, and the CNN front-end's share.
+"""Speaker-embedding speed: student + back-end versus teacher + back-end, in PyTorch and in onnxruntime, and the CNN
+front-end's share.
 
 Systems (paper-size, eval mode, torch.inference_mode): the os_kdft2 student (CNN + 2 layers) with its tuner
 back-end, called through JointKDFT.embed as evaluation does; and the teacher (HuBERT-base) with a back-end of the
-same kind over all 13 of its hidden states. For each audio length (`--seconds`) and batch (1 = latency,
-`--batch` = throughput) the median wall time of one embedding call is measured on random audio, together with the
-CNN feature encoder alone on the same input (its share of the call). The four calls of a configuration take
-turns in every round (bench/common.py).
+same kind over all 13 of its hidden states. On a CPU both are also exported to ONNX as `python -m export onnx` does
+(export.onnx_export.onnx_bytes: dynamic batch and length) and run by onnxruntime's CPU provider with as many threads
+as torch. For each audio length (`--seconds`) and batch (1 = latency, `--batch` = throughput) the median wall time of
+one embedding call is measured on random audio, together with the CNN feature encoder alone on the same input (its
+share of the call). All calls of a configuration take turns in every round (bench/common.py).
 
     python bench/inference.py [--seconds 3 8] [--batch 8] [--repeats 3] [--teacher-backend tuner|weighted_sum]
-                              [--threads 1]
+                              [--threads 1] [--model base|tiny]
 """
 from __future__ import annotations
 
@@ -19,14 +21,19 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import argparse
 import tempfile
+import time
 from typing import Callable
 
+import numpy as np
 import torch
 from torch import nn
 
 from bench.common import (Series, add_runtime_args, apply_runtime_args, discard, machine_line, ms, pct, print_table,
                           run_interleaved)
 from bench.paper_model import SIZES, attention_in_use, build_paper, joint_model, save_random_teacher
+from export.model import min_samples
+from export.onnx_export import onnx_bytes
+from export.onnx_runtime import INPUT_NAME, OUTPUT_NAME, onnx_session
 from models import Models
 from models.backend import AGGREGATIONS, SpeakerBackend
 from models.summary import count
@@ -42,6 +49,58 @@ def teacher_backend(parts: Models, aggregation: str, device: torch.device, seed:
         backend = SpeakerBackend(config.hidden_size, config.num_hidden_layers + 1, parts.backend.embedding.out_features,
                                  aggregation)
     return backend.to(device).eval()
+
+
+class StudentEmbedder(nn.Module):
+    """The student + back-end as one module, computing JointKDFT.embed (what `python -m export onnx` exports):
+    wav [B, S] → [B, E]."""
+
+    def __init__(self, student: nn.Module, backend: nn.Module):
+        super().__init__()
+        self.student = student
+        self.backend = backend
+
+    def forward(self, wav: torch.Tensor) -> torch.Tensor:
+        return self.backend(self.student(wav))  # [B, E]
+
+
+class TeacherEmbedder(nn.Module):
+    """The teacher + its back-end as one module: Teacher.forward's stacking without its inference_mode, which
+    torch.export cannot trace. wav [B, S] → [B, E]."""
+
+    def __init__(self, model: nn.Module, backend: nn.Module):
+        super().__init__()
+        self.model = model
+        self.backend = backend
+
+    def forward(self, wav: torch.Tensor) -> torch.Tensor:
+        states = self.model(wav, output_hidden_states=True).hidden_states  # L+1 × [B, T, H]
+        return self.backend(torch.stack(states, dim=1))  # [B, E]
+
+
+def onnx_calls(modules: dict[str, nn.Module], min_length: int, threads: int
+               ) -> dict[str, Callable[[torch.Tensor], np.ndarray]]:
+    """'<name> onnx' per module: exported to ONNX and run by onnxruntime (CPU) with `threads` threads."""
+    calls = {}
+    for name, module in modules.items():
+        start = time.perf_counter()
+        session = onnx_session(onnx_bytes(module, min_length), f'{name} ONNX graph', threads)
+        print(f'{name}: ONNX export + session {time.perf_counter() - start:.1f} s')
+
+        def call(wav: torch.Tensor, session=session) -> np.ndarray:
+            return session.run([OUTPUT_NAME], {INPUT_NAME: wav.numpy()})[0]  # [B, E]
+        calls[f'{name} onnx'] = call
+    return calls
+
+
+def onnx_parity(calls: dict[str, Callable[[torch.Tensor], torch.Tensor | np.ndarray]], wav: torch.Tensor
+                ) -> dict[str, float]:
+    """Per system: max abs difference of unit-normalised embeddings, onnxruntime vs PyTorch, on `wav`."""
+    def unit(x: torch.Tensor | np.ndarray) -> np.ndarray:
+        x = x.float().numpy() if isinstance(x, torch.Tensor) else x
+        return x / np.linalg.norm(x, axis=-1, keepdims=True)
+    return {system: float(np.abs(unit(calls[f'{system} onnx'](wav)) - unit(calls[system](wav))).max())
+            for system in ('student', 'teacher')}
 
 
 def embedding_calls(parts: Models, backend: nn.Module, device: torch.device, amp: bool
@@ -74,6 +133,24 @@ def measure_inference(calls: dict[str, Callable[[torch.Tensor], torch.Tensor]], 
             results[(duration, batch)] = {k: v['total'] for k, v in
                                           run_interleaved(cases, repeats, warmup, device).items()}
     return results
+
+
+def print_onnx(results: dict[tuple[float, int], dict[str, Series]], parity: dict[str, float]) -> None:
+    """Per system and configuration: PyTorch and onnxruntime times and the speed-ups."""
+    rows, ratios = [], []
+    for (duration, batch), r in results.items():
+        for system in ('student', 'teacher'):
+            eager, onnx = r[system].median, r[f'{system} onnx'].median
+            rows.append([system, f'{duration:g}', str(batch), ms(eager), ms(onnx), ms(r[f'{system} onnx'].best),
+                         f'{r[f"{system} onnx"].spread:.0%}', f'{eager / onnx:.2f}x', f'{batch / onnx:.2f}',
+                         f'{batch * duration / onnx:.1f}'])
+        ratios.append([f'{duration:g}', str(batch), f"{r['teacher onnx'].median / r['student onnx'].median:.2f}x"])
+    print_table('onnxruntime (CPU provider) vs PyTorch, fp32; parity (max abs, unit-normalised): ' +
+                ', '.join(f'{k} {v:.1e}' for k, v in parity.items()),
+                ['system', 'audio s', 'batch', 'PyTorch ms', 'ONNX ms', 'ONNX best ms', 'spread', 'ONNX speed-up',
+                 'ONNX utt/s', 'x real time'], rows)
+    print_table('student speed-up over the teacher in onnxruntime (ratio of medians)',
+                ['audio s', 'batch', 'whole embedding'], ratios)
 
 
 def print_inference(title: str, results: dict[tuple[float, int], dict[str, Series]]) -> None:
@@ -122,9 +199,19 @@ def main(argv: list[str] | None = None) -> None:
     print(f'attention in use: {attention_in_use(parts)}')
     print_parameters(parts, backend)
     calls = embedding_calls(parts, backend, device, amp=False)
+    parity = {}
+    if device.type == 'cpu':
+        modules = {'student': StudentEmbedder(parts.student, parts.backend),
+                   'teacher': TeacherEmbedder(parts.teacher.model, backend)}
+        calls.update(onnx_calls(modules, min_samples(parts.student.config.to_dict()), torch.get_num_threads()))
+        parity = onnx_parity(calls, 0.1 * torch.randn(2, int(args.seconds[0] * SAMPLE_RATE)))
+    else:
+        print('onnxruntime runs on the CPU provider here: ONNX rows only with --device cpu')
     results = measure_inference(calls, device, args.seconds, sorted({1, args.batch}), args.repeats, args.warmup)
     print_inference(f'speaker embedding, fp32, teacher back-end: {args.teacher_backend}, {args.repeats} rounds',
                     results)
+    if parity:
+        print_onnx(results, parity)
     print(f'\nafter: {machine_line(device)}')
 
 

@@ -1,7 +1,8 @@
 """Audio files given on the command line: checked up front, then embedded exactly like the training's evaluation.
 
 Embedding goes through trainer.evaluate.extract_embeddings and data.eval_sets.EvalSet, so an exported model sees
-the same whole-utterance input and the same evenly spaced TTA segments as the final evaluation did.
+the same whole-utterance input and the same evenly spaced TTA segments as the final evaluation did. Waveforms given
+in memory (export/api.py) are made 16 kHz mono the way data.audio reads files.
 """
 from __future__ import annotations
 
@@ -9,10 +10,12 @@ import os
 
 import numpy as np
 import torch
+import torchaudio.functional as AF
 
+from data.audio import SAMPLE_RATE
 from data.eval_sets import EvalSet
 from data.voxceleb import AUDIO_EXTENSIONS, Utterance
-from export.model import ExportedModel, ExportError
+from export.model import ExportError, SpeakerRuntime
 from trainer.distributed import DistEnv
 from trainer.evaluate import extract_embeddings
 
@@ -52,7 +55,7 @@ def locate_keys(keys: list[str], roots: list[str]) -> list[str]:
     return paths
 
 
-def embed_paths(model: ExportedModel, paths: list[str], keys: list[str], device: torch.device
+def embed_paths(model: SpeakerRuntime, paths: list[str], keys: list[str], device: torch.device
                 ) -> tuple[np.ndarray, np.ndarray]:
     """Full-utterance [N, E] and TTA-segment [N, num_seg, E] embeddings of `paths`, in their order."""
     for path in paths:
@@ -62,3 +65,28 @@ def embed_paths(model: ExportedModel, paths: list[str], keys: list[str], device:
     full, tta = extract_embeddings(model.embed, eval_set, DistEnv(rank=0, world_size=1, device=device),
                                    num_workers=0, amp=False, full=True)
     return full, tta  # [N, E], [N, K, E]
+
+
+def waveform_16k(wav: np.ndarray | torch.Tensor, sample_rate: int, name: str) -> np.ndarray:
+    """An in-memory waveform as data.audio.read_audio returns a file: float32 mono at 16 kHz.
+
+    `wav` is [samples] or [samples, channels] (soundfile's layout) of floats in [-1, 1]; channels are averaged and
+    other rates resampled with torchaudio, as the training's reader does. `name` names the input in errors.
+    """
+    data = wav.detach().cpu().numpy() if isinstance(wav, torch.Tensor) else np.asarray(wav)
+    if not np.issubdtype(data.dtype, np.floating):
+        raise ExportError(f"{name}: expected floating-point samples in [-1, 1], got {data.dtype} (scale integer PCM "
+                          f"by its full range, e.g. int16 / 32768)")
+    if data.ndim == 2 and data.shape[1] > data.shape[0]:
+        raise ExportError(f"{name}: expected [samples] or [samples, channels] (soundfile's layout), got shape "
+                          f"{data.shape}; transpose a [channels, samples] array first")
+    if data.ndim not in (1, 2) or data.shape[0] == 0:
+        raise ExportError(f"{name}: expected a non-empty [samples] or [samples, channels] array, got shape "
+                          f"{data.shape}")
+    if isinstance(sample_rate, bool) or not isinstance(sample_rate, int) or sample_rate <= 0:
+        raise ExportError(f"{name}: sample_rate must be a positive int (Hz), got {sample_rate!r}")
+    samples = data.astype(np.float32, copy=False)  # [n] or [n, channels]
+    mono = samples if samples.ndim == 1 else samples.mean(axis=1, dtype=np.float32)  # [n]
+    if sample_rate == SAMPLE_RATE:
+        return np.ascontiguousarray(mono)  # [n]
+    return AF.resample(torch.from_numpy(np.ascontiguousarray(mono)), sample_rate, SAMPLE_RATE).numpy()  # [n']

@@ -1,4 +1,5 @@
-"""`python -m export <subcommand>`: embed, score, verify with an exported model, or export a checkpoint.
+"""`python -m export <subcommand>`: embed, score, verify with an exported model (PyTorch or onnxruntime), export a
+checkpoint, or write an export as ONNX.
 
 Subcommands are chosen through the COMMANDS registry; a user error (missing file, wrong format, not an export,
 existing output directory) stops with one line naming it, never a traceback.
@@ -9,13 +10,13 @@ import argparse
 from dataclasses import dataclass
 from typing import Callable
 
-import torch
-
 from data.audio import AudioError
-from export.commands import run_embed, run_export, run_score, run_verify
+from export.commands import run_embed, run_export, run_onnx, run_score, run_verify
+from export.onnx_runtime import ONNX_FILE
+from export.runtimes import RUNTIMES
 from models.description import DescriptionError
 
-DEFAULT_DEVICE = 'cuda' if torch.cuda.is_available() else 'cpu'
+DEVICE_HELP = 'torch device (default: cuda when available, else cpu)'
 
 
 @dataclass(frozen=True)
@@ -26,19 +27,24 @@ class Command:
     run: Callable[[argparse.Namespace], None]
 
 
-def _model_argument(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument('--model', required=True, metavar='DIR', help='export directory (export.json + weights)')
+def _model_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument('--model', required=True, metavar='DIR',
+                        help=f'export directory (export.json + weights; {ONNX_FILE} + its JSON for --runtime onnx)')
+    parser.add_argument('--runtime', choices=sorted(RUNTIMES), default='torch',
+                        help=f'torch: PyTorch on --device; onnx: onnxruntime on the CPU, running DIR/{ONNX_FILE} '
+                             f'(or --model FILE.onnx)')
+    parser.add_argument('--device', help=DEVICE_HELP + '; the onnx runtime runs on cpu only')
 
 
 def _embed_arguments(parser: argparse.ArgumentParser) -> None:
-    _model_argument(parser)
+    _model_arguments(parser)
     parser.add_argument('--out', required=True, metavar='FILE.npz', help='embeddings file to write')
     parser.add_argument('--list', metavar='LIST.txt', help='text file with one audio path per line')
     parser.add_argument('files', nargs='*', metavar='AUDIO', help='.wav / .flac files')
 
 
 def _score_arguments(parser: argparse.ArgumentParser) -> None:
-    _model_argument(parser)
+    _model_arguments(parser)
     parser.add_argument('--trials', required=True, metavar='TRIALS.txt',
                         help="VoxCeleb-format list: 'label enroll test' or 'enroll test' lines")
     parser.add_argument('--audio-root', required=True, nargs='+', metavar='ROOT',
@@ -47,7 +53,7 @@ def _score_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _verify_arguments(parser: argparse.ArgumentParser) -> None:
-    _model_argument(parser)
+    _model_arguments(parser)
     parser.add_argument('enroll', metavar='A', help='first audio file')
     parser.add_argument('test', metavar='B', help='second audio file')
 
@@ -61,6 +67,14 @@ def _export_arguments(parser: argparse.ArgumentParser) -> None:
                         help='decision threshold on full_tta scores (mean of full and TTA cosine)')
     source.add_argument('--trials', metavar='TRIALS.txt', help='labelled list: threshold set at its EER')
     parser.add_argument('--audio-root', nargs='+', metavar='ROOT', help='folder(s) holding the keys of --trials')
+    parser.add_argument('--device', help=DEVICE_HELP + ' (scoring --trials)')
+
+
+def _onnx_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument('--model', required=True, metavar='DIR', help='export directory (export.json + weights)')
+    parser.add_argument('--out', metavar='FILE.onnx',
+                        help=f'ONNX file to write, its JSON description beside it as FILE.onnx.json (default: '
+                             f'DIR/{ONNX_FILE}; never overwritten)')
 
 
 COMMANDS = {
@@ -68,6 +82,8 @@ COMMANDS = {
     'score': Command('score a trial list; EER and minDCF when it has labels', _score_arguments, run_score),
     'verify': Command('same or different speaker for two audio files', _verify_arguments, run_verify),
     'export': Command('export a training checkpoint into a model directory', _export_arguments, run_export),
+    'onnx': Command('write an export as ONNX (raw 16 kHz audio [batch, samples] in, speaker embedding out), checked '
+                    'against onnxruntime', _onnx_arguments, run_onnx),
 }
 
 
@@ -78,7 +94,6 @@ def build_parser() -> argparse.ArgumentParser:
     for name, command in COMMANDS.items():
         sub = subparsers.add_parser(name, help=command.help, description=command.help)
         command.add_arguments(sub)
-        sub.add_argument('--device', default=DEFAULT_DEVICE, help=f'torch device (default {DEFAULT_DEVICE})')
     return parser
 
 

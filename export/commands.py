@@ -8,23 +8,20 @@ import numpy as np
 import torch
 
 from export.audio_inputs import check_audio_path, embed_paths, read_path_list
-from export.model import SCORE_KIND, ExportError
-from export.store import check_new_directory, export_from_checkpoint, load_exported, model_from_checkpoint, \
-    save_export
+from export.model import SCORE_KIND, ExportError, SpeakerRuntime
+from export.onnx_export import export_onnx
+from export.onnx_runtime import ONNX_FILE, sidecar_path
+from export.runtimes import load_runtime, resolve_device
+from export.store import check_new_directory, export_from_checkpoint, model_from_checkpoint, save_export
 from export.trial_scoring import has_both_classes, read_trial_pairs, score_trial_list
 from trainer.evaluate import score_trials
 from utils.metrics import verification_metrics
 
 
-def resolve_device(name: str) -> torch.device:
-    """The torch device named on the command line; CUDA only when this machine has it."""
-    try:
-        device = torch.device(name)
-    except RuntimeError as error:
-        raise ExportError(f"--device {name!r}: not a torch device ({error}); use cpu or cuda") from error
-    if device.type == 'cuda' and not torch.cuda.is_available():
-        raise ExportError(f"--device {name!r}: CUDA is not available on this machine; use --device cpu")
-    return device
+def load_model(args: argparse.Namespace) -> tuple[SpeakerRuntime, torch.device]:
+    """The export of --model run by --runtime on --device, and that device."""
+    device = resolve_device(args.device, args.runtime)
+    return load_runtime(args.model, args.runtime, device), device
 
 
 def check_output_file(path: str, suffix: str = '') -> str:
@@ -45,8 +42,7 @@ def run_embed(args: argparse.Namespace) -> None:
     for path in paths:
         check_audio_path(path)
     out = check_output_file(args.out, '.npz')
-    device = resolve_device(args.device)
-    model = load_exported(args.model, device)
+    model, device = load_model(args)
     full, tta = embed_paths(model, paths, paths, device)  # [N, E], [N, K, E]
     np.savez(out, keys=np.array(paths), full=full, tta=tta, seg_size=np.int64(model.seg_size),
              num_seg=np.int64(model.num_seg))
@@ -69,8 +65,7 @@ def run_score(args: argparse.Namespace) -> None:
     """Score a trial list: `score enroll test` lines, and EER / minDCF when the list has labels."""
     out = check_output_file(args.out)
     pairs = read_trial_pairs(args.trials)
-    device = resolve_device(args.device)
-    model = load_exported(args.model, device)
+    model, device = load_model(args)
     scores = score_trial_list(model, pairs, args.audio_root, device)  # [N]
     with open(out, 'w', encoding='utf-8') as handle:
         handle.writelines(f"{s:.6f} {e} {t}\n" for s, e, t in zip(scores.tolist(), pairs.enroll, pairs.test))
@@ -84,8 +79,7 @@ def run_score(args: argparse.Namespace) -> None:
 def run_verify(args: argparse.Namespace) -> None:
     """Score one pair of files and decide same / different speaker at the export's threshold."""
     paths = [check_audio_path(args.enroll), check_audio_path(args.test)]
-    device = resolve_device(args.device)
-    model = load_exported(args.model, device)
+    model, device = load_model(args)
     full, tta = embed_paths(model, paths, paths, device)  # [2, E], [2, K, E]
     score = float(score_trials(full, tta, np.array([0]), np.array([1]))[SCORE_KIND][0])
     decision = 'same speaker' if score >= model.threshold else 'different speakers'
@@ -106,7 +100,7 @@ def run_export(args: argparse.Namespace) -> None:
     if not has_both_classes(pairs.labels):
         raise ExportError(f"trial list {args.trials}: calibrating a threshold needs labels 1 and 0 "
                           f"('label enroll test' lines with both kinds)")
-    device = resolve_device(args.device)
+    device = resolve_device(args.device, 'torch')
     model = model_from_checkpoint(args.checkpoint).to(device)
     metrics = verification_metrics(score_trial_list(model, pairs, args.audio_root, device), pairs.labels)
     model.threshold = metrics['threshold']
@@ -114,3 +108,16 @@ def run_export(args: argparse.Namespace) -> None:
     save_export(model, args.out)
     print(f"wrote export {args.out} (threshold {metrics['threshold']:.6f} at EER {metrics['eer']:.4f} % on "
           f"{args.trials})")
+
+
+def run_onnx(args: argparse.Namespace) -> None:
+    """Write the export of --model as ONNX (default DIR/model.onnx) with its JSON, after checking it with onnxruntime."""
+    if args.out is not None:
+        check_output_file(args.out, '.onnx')
+    document = export_onnx(args.model, args.out)
+    out = args.out or os.path.join(args.model, ONNX_FILE)
+    print(f"wrote {out} and {sidecar_path(out)}: {document['input']['name']} [batch, samples] float32 "
+          f"{document['sample_rate']} Hz (at least {document['input']['min_samples']} samples) → "
+          f"{document['output']['name']} [batch, {document['embed_size']}], opset {document['exporter']['opset']}; "
+          f"onnxruntime matches PyTorch to {document['exporter']['parity_max_abs']:.1e} (max abs, unit-normalised "
+          f"embeddings)")

@@ -1,6 +1,8 @@
 """The exported speaker model: student + back-end rebuilt from their description alone, inference only."""
 from __future__ import annotations
 
+from typing import Protocol
+
 import torch
 from torch import nn
 from transformers import AutoModel
@@ -29,6 +31,43 @@ def build_student(spec: dict) -> Student:
     config = FAMILIES[spec['student_config']['model_type']].config_class.from_dict(spec['student_config'])
     base = AutoModel.from_config(config)
     return Student(base, spec['num_layers'], list(range(spec['num_layers'])), spec['adapter_size'])
+
+
+class SpeakerRuntime(Protocol):
+    """What embedding and scoring need from a loaded export, whichever runtime runs it (PyTorch or onnxruntime)."""
+    threshold: float | None  # decision threshold on SCORE_KIND scores
+
+    @property
+    def seg_size(self) -> int:
+        """TTA segment length in samples."""
+
+    @property
+    def num_seg(self) -> int:
+        """TTA segments per utterance."""
+
+    @property
+    def embed_size(self) -> int:
+        """Speaker embedding size E."""
+
+    @property
+    def min_samples(self) -> int:
+        """Shortest accepted input in samples."""
+
+    def embed(self, wav: torch.Tensor) -> torch.Tensor:
+        """wav [B, S] float 16 kHz → speaker embeddings [B, E]."""
+
+
+def min_samples(student_config: dict) -> int:
+    """Samples giving two frames of the CNN front-end: its receptive field plus one hop.
+
+    torch.export treats a dynamic size as at least 2, so the frame axis of a traced graph must span two frames.
+    """
+    kernels, strides = student_config['conv_kernel'], student_config['conv_stride']
+    receptive, hop = 1, 1
+    for kernel, stride in zip(kernels, strides):
+        receptive += (kernel - 1) * hop
+        hop *= stride
+    return receptive + hop
 
 
 class ExportedModel(nn.Module):
@@ -61,6 +100,16 @@ class ExportedModel(nn.Module):
     def num_seg(self) -> int:
         """TTA segments per utterance."""
         return self.spec['num_seg']
+
+    @property
+    def embed_size(self) -> int:
+        """Speaker embedding size E."""
+        return self.spec['embed_size']
+
+    @property
+    def min_samples(self) -> int:
+        """Shortest input the ONNX export is traced for: two CNN frames (720 samples, 45 ms, for HuBERT-base)."""
+        return min_samples(self.spec['student_config'])
 
     def load_weights(self, state: dict[str, torch.Tensor], where: str) -> None:
         """Load 'student.*' / 'backend.*' tensors; any missing or extra key is an ExportError naming `where`."""

@@ -28,7 +28,7 @@ EXPECTED = f'an export directory holding {CONFIG_FILE} and {WEIGHTS_FILE} (writt
            f'`python -m export export`)'
 
 
-def _plain(value: object) -> object:
+def plain_json(value: object) -> object:
     """JSON fallback for metadata values: NumPy / torch scalars as numbers, anything else as text."""
     return value.item() if hasattr(value, 'item') else str(value)
 
@@ -62,7 +62,7 @@ def save_export(model: ExportedModel, out_dir: str) -> str:
         save_file(tensors, os.path.join(tmp, WEIGHTS_FILE), metadata={'format': FORMAT})
         os.chmod(os.path.join(tmp, WEIGHTS_FILE), umask_mode())  # safetensors writes it private (0600)
         with open(os.path.join(tmp, CONFIG_FILE), 'w', encoding='utf-8') as handle:
-            json.dump(document, handle, indent=1, default=_plain)
+            json.dump(document, handle, indent=1, default=plain_json)
         os.rename(tmp, out_dir)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -13,7 +13,7 @@ import torch
 
 from data.trials import read_trials
 from export.audio_inputs import embed_paths, locate_keys
-from export.model import SCORE_KIND, ExportedModel, ExportError
+from export.model import SCORE_KIND, ExportError, SpeakerRuntime
 from trainer.evaluate import score_trials
 
 
@@ -59,7 +59,7 @@ def read_trial_pairs(path: str) -> TrialPairs:
     return TrialPairs(trials.enroll, trials.test, trials.labels)
 
 
-def score_trial_list(model: ExportedModel, pairs: TrialPairs, roots: list[str], device: torch.device
+def score_trial_list(model: SpeakerRuntime, pairs: TrialPairs, roots: list[str], device: torch.device
                      ) -> np.ndarray:
     """full_tta score (mean of full and TTA cosine) of every trial [N]; each utterance is embedded once."""
     keys = list(dict.fromkeys(pairs.enroll + pairs.test))

@@ -2,17 +2,25 @@
 reference embeddings / scores computed here, independently of the export package."""
 from __future__ import annotations
 
+import atexit
+import functools
 import itertools
 import os
+import shutil
+import tempfile
+from dataclasses import dataclass
 
 import numpy as np
 import soundfile as sf
 import torch
 import torch.nn.functional as F
 
+from export import export_model
+from export.cli import main
 from helpers_models import model_args, tiny_teacher_dir
 from models import build_models
 from trainer.methods import METHODS, JointKDFT
+from utils.metrics import compute_eer
 
 SEG_SIZE, NUM_SEG = 4000, 3
 RATE = 16000
@@ -89,3 +97,36 @@ def reference_score(a: tuple[torch.Tensor, torch.Tensor], b: tuple[torch.Tensor,
     full = F.cosine_similarity(a[0], b[0], dim=0)
     tta = F.cosine_similarity(a[1][:, None, :], b[1][None, :, :], dim=-1).mean()  # over [K, K]
     return float((full + tta) / 2)
+
+
+@dataclass(frozen=True)
+class OnnxSetup:
+    """A trained-looking model, its corpus and trial list, reference scores, and its export with model.onnx."""
+    core: JointKDFT
+    base: str  # folder holding wav/, veri_test2.txt and model/
+    files: dict[str, str]  # trial key → path
+    pairs: list[tuple[str, str]]
+    labels: np.ndarray  # [N]
+    reference: dict[str, tuple[torch.Tensor, torch.Tensor]]  # key → full [E], TTA [NUM_SEG, E]
+    scores: np.ndarray  # [N] reference full_tta scores
+    eer: float
+    threshold: float
+    model: str  # export directory, with model.onnx + model.onnx.json
+
+
+@functools.lru_cache(maxsize=None)
+def onnx_setup() -> OnnxSetup:
+    """Built once per test process (tracing the ONNX graph takes seconds): an os_kdft2 model, a 4-speaker corpus and
+    its trial list, the reference scores, and the export with its threshold at their EER, made ONNX by
+    `python -m export onnx --model DIR`."""
+    base = tempfile.mkdtemp(prefix='onnx_export_')
+    atexit.register(shutil.rmtree, base, ignore_errors=True)
+    core = training_core('os_kdft2', seed=5)
+    files = write_corpus(os.path.join(base, 'wav'))
+    pairs, labels = write_trial_list(os.path.join(base, 'veri_test2.txt'), list(files))
+    reference = {key: reference_embeddings(core, path) for key, path in files.items()}
+    scores = np.array([reference_score(reference[a], reference[b]) for a, b in pairs])  # [N]
+    eer, threshold = compute_eer(scores, labels)
+    model_dir = export_model(core, os.path.join(base, 'model'), threshold, {'note': 'onnx test'}, SEG_SIZE, NUM_SEG)
+    main(['onnx', '--model', model_dir])
+    return OnnxSetup(core, base, files, pairs, labels, reference, scores, eer, threshold, model_dir)

@@ -90,7 +90,9 @@ def test_a_run_that_cannot_move_keeps_the_released_initialisation(root):
     """lr = 0: the trained checkpoint still holds the student's initialisation, which copies the teacher's CNN,
     projection and layers init_teacher_idx (default 'release' mode) and keeps a fresh positional convolution."""
     main.main(tiny_arguments(root, name='lr0', lr=0.0, lr_min=0.0, weight_decay=0.0, epoch=1, init_teacher_idx=[0, 2],
-                             student_hidden_layer_num=2))
+                             student_hidden_layer_num=2, export_onnx=True))
+    export = os.path.join(root, 'runs', 'OS-KDFT2', 'lr0', 'export')
+    assert os.path.isfile(os.path.join(export, 'model.onnx')) and os.path.isfile(os.path.join(export, 'model.onnx.json'))
     student = {k[len('student.'):]: v for k, v in
                checkpoint.load(os.path.join(root, 'runs', 'OS-KDFT2', 'lr0', checkpoint.LAST))['model'].items()
                if k.startswith('student.')}
