@@ -11,7 +11,8 @@ import numpy as np
 import torch
 
 from data.eval_sets import EvalSet
-from data.voxceleb import AUDIO_EXTENSIONS, Utterance
+from data.utterance_index import Utterance
+from data.voxceleb import AUDIO_EXTENSIONS
 from export.model import ExportedModel, ExportError
 from trainer.distributed import DistEnv
 from trainer.evaluate import extract_embeddings
