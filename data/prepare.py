@@ -98,10 +98,6 @@ def _inside(path: str, folder: str) -> bool:
 def convert(src: str, dst: str, workers: int) -> dict[str, list[str]]:
     """Convert every .m4a below `src` into .wav below `dst` with `workers` parallel ffmpeg processes; returns the
     files per outcome (failed ones with their reason). Prints a progress bar and a summary."""
-    missing = [tool for tool in ('ffmpeg', 'ffprobe') if shutil.which(tool) is None]
-    if missing:
-        raise SystemExit(f"convert needs {' and '.join(missing)} on PATH (e.g. apt-get install ffmpeg, or conda "
-                         f"install -c conda-forge ffmpeg)")
     if not os.path.isdir(src):
         raise SystemExit(f"SRC {src!r} is not a folder; expected the .m4a tree (<speaker>/<video>/<utt>.m4a)")
     if _inside(src, dst):
@@ -109,6 +105,10 @@ def convert(src: str, dst: str, workers: int) -> dict[str, list[str]]:
                          f"tree needs a folder of its own")
     if workers < 1:
         raise SystemExit(f"--workers must be at least 1, got {workers}")
+    missing = [tool for tool in ('ffmpeg', 'ffprobe') if shutil.which(tool) is None]
+    if missing:
+        raise SystemExit(f"convert needs {' and '.join(missing)} on PATH (e.g. apt-get install ffmpeg, or conda "
+                         f"install -c conda-forge ffmpeg)")
     sources = find_sources(src)
     if not sources:
         raise SystemExit(f"no {SOURCE_EXTENSION} files below {src!r}")
