@@ -147,6 +147,9 @@ def _parse_value(key: str, text: str, default):
     try:
         value = ast.literal_eval(text)
     except (ValueError, SyntaxError):
+        if key in PATH_LIST_KEYS and text.lstrip().startswith('['):
+            raise SystemExit(f"argument '{key}': could not parse {text!r} as a list of folders; quote it for the "
+                             f"shell: \"{key}=['/data/a','/data/b']\"")
         if isinstance(default, str):
             return text
         raise SystemExit(f"argument '{key}': could not parse {text!r}; expected a {type(default).__name__} "

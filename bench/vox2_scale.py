@@ -11,7 +11,10 @@ training path, its label and a VoxCeleb KD path are looked up exactly as the rea
     tree), 'warm' = restart with the index cached (the old approach has no cache: it lists the tree again);
   - PSS (proportional set size, /proc/<pid>/smaps_rollup) of the main process and of each worker after `--steps`
     batches and after a full pass over the index (one warm run), and the workers' growth between the two.
-Several sizes (--files 50000 200000) add a line extrapolating each column linearly to `--extrapolate-to`.
+Several sizes (--files 50000 200000) add a line extrapolated to `--extrapolate-to` files: the index seconds and
+the anonymous part of each PSS linearly in the number of files, through the two largest sizes; the rest (python
+and torch start-up, worker start; file-backed library pages, shared with any other program using them) as measured
+at the largest size.
 
     python bench/vox2_scale.py [--files 1092009] [--workers 4] [--steps 10] [--batch 128] [--repeats 3]
 """
@@ -126,10 +129,20 @@ def build_tree(root: str, files: int, seed: int = 1) -> None:
 
 # ----- one measured process -----
 
-def pss_kib(pid: int) -> int:
-    """Proportional set size of process `pid` in KiB."""
+def pss_kib(pid: int) -> dict[str, int]:
+    """Proportional set size of process `pid` in KiB: all of it ('pss') and its anonymous part ('anon': heap,
+    arrays, Python objects; the rest maps files such as libtorch, whose pages other programs share too)."""
     with open(f'/proc/{pid}/smaps_rollup', encoding='utf-8') as handle:
-        return next(int(line.split()[1]) for line in handle if line.startswith('Pss:'))
+        fields = {line.split(':')[0]: int(line.split()[1]) for line in handle if line[:1].isupper()}
+    return {'pss': fields['Pss'], 'anon': fields['Pss_Anon']}
+
+
+def readings(main: int, workers: list[int], when: str) -> dict[str, int]:
+    """PSS of the main process and of each worker as flat entries '<process> <pss|anon> <when>'."""
+    out = {}
+    for name, pid in [('main', main)] + [(f'worker{k}', p) for k, p in enumerate(workers)]:
+        out.update({f'{name} {kind} {when}': value for kind, value in pss_kib(pid).items()})
+    return out
 
 
 def _collate(batch: list[tuple[int, int, int]]) -> tuple[list[int], int]:
@@ -171,11 +184,11 @@ def child(approach: str, tree: str, cache: str, started: float, workers: int, st
         if step == 1:
             result['first_batch_s'] = time.time() - started
         if step == steps:
-            result['steps'] = {'main': pss_kib(os.getpid()), 'workers': [pss_kib(p) for p in sorted(pids)]}
+            result.update(readings(os.getpid(), sorted(pids), '@steps'))
             if not full_pass:
                 break
         if step == len(loader):  # the last batch, before the loader shuts its workers down
-            result['full'] = {'main': pss_kib(os.getpid()), 'workers': [pss_kib(p) for p in sorted(pids)]}
+            result.update(readings(os.getpid(), sorted(pids), '@pass'))
     result['seen'] = seen
     return result
 
@@ -198,17 +211,18 @@ def _mib(kib: float) -> str:
     return f"{kib / 1024:,.0f}"
 
 
-def row(label: str, files: int, times: dict[str, float], steps: dict, full: dict) -> list[str]:
+def row(label: str, files: int, r: dict[str, float], workers: int) -> list[str]:
     """One table line: index and first-batch seconds cold / warm, PSS after the first steps and after the pass."""
-    growth = max(f / s - 1 for f, s in zip(full['workers'], steps['workers']))
-    total = full['main'] + sum(full['workers'])
-    return [label, f"{files:,}", f"{times['cold index']:.1f} / {times['warm index']:.1f}",
-            f"{times['cold first']:.1f} / {times['warm first']:.1f}", _mib(steps['main']),
-            ' / '.join(_mib(w) for w in steps['workers']), _mib(full['main']),
-            ' / '.join(_mib(w) for w in full['workers']), f"{growth:+.0%}", _mib(total)]
+    ids = [f'worker{k}' for k in range(workers)]
+    growth = max(r[f'{w} pss @pass'] / r[f'{w} pss @steps'] - 1 for w in ids)
+    total = sum(r[f'{p} pss @pass'] for p in ['main'] + ids)
+    return [label, f"{files:,}", f"{r['cold index']:.1f} / {r['warm index']:.1f}",
+            f"{r['cold first']:.1f} / {r['warm first']:.1f}", _mib(r['main pss @steps']),
+            ' / '.join(_mib(r[f'{w} pss @steps']) for w in ids), _mib(r['main pss @pass']),
+            ' / '.join(_mib(r[f'{w} pss @pass']) for w in ids), f"{growth:+.0%}", _mib(total)]
 
 
-def run_size(files: int, args: argparse.Namespace) -> dict[str, dict]:
+def run_size(files: int, args: argparse.Namespace) -> dict[str, dict[str, float]]:
     """Build a tree of `files` utterances; per approach the median times of `--repeats` cold and warm starts, and
     the PSS readings of one warm run over a full pass; delete the tree."""
     root = tempfile.mkdtemp(prefix='vox2_scale_', dir=args.tmp)
@@ -224,14 +238,14 @@ def run_size(files: int, args: argparse.Namespace) -> dict[str, dict]:
             for _ in range(args.repeats):
                 shutil.rmtree(cache, ignore_errors=True)
                 cold.append(measure(approach, tree, cache, args, full_pass=False))
-                warm.append(measure(approach, tree, cache, args, full_pass=False))
-            full = measure(approach, tree, cache, args, full_pass=True)
-            assert full['seen'] == full['items'] // args.batch * args.batch and full['items'] == files
-            times = {f'{kind} {what}': float(np.median([r[f'{what}_s'] for r in runs]))
-                     for kind, runs in (('cold', cold), ('warm', warm)) for what in ('index', 'first_batch')}
-            results[approach] = {'times': {k.replace('first_batch', 'first'): v for k, v in times.items()},
-                                 'steps': full['steps'], 'full': full['full']}
-            print(f"  {approach}: {results[approach]['times']}", flush=True)
+                warm.append(measure(approach, tree, cache, args, full_pass=True) if not warm else
+                            measure(approach, tree, cache, args, full_pass=False))
+            assert warm[0]['seen'] == files // args.batch * args.batch and warm[0]['items'] == files
+            times = {f'{kind} {what}': float(np.median([r[f'{key}_s'] for r in runs]))
+                     for kind, runs in (('cold', cold), ('warm', warm))
+                     for what, key in (('index', 'index'), ('first', 'first_batch'))}
+            results[approach] = {**times, **{k: v for k, v in warm[0].items() if '@' in k}}
+            print(f"  {approach}: {times}", flush=True)
         return results
     finally:
         shutil.rmtree(root)
@@ -241,6 +255,25 @@ def extrapolate(sizes: list[int], values: list[float], target: int) -> float:
     """Linear in the number of files, through the two largest sizes measured."""
     (n0, v0), (n1, v1) = list(zip(sizes, values))[-2:]
     return v1 + (v1 - v0) * (target - n1) / (n1 - n0)
+
+
+def extrapolate_run(sizes: list[int], runs: list[dict[str, float]], target: int) -> dict[str, float]:
+    """Each figure at `target` files: index seconds and anonymous PSS linearly; the rest of the first-batch
+    seconds (python + torch start, workers) and of the PSS (file-backed library pages) as at the largest size."""
+    def line(key: str) -> float:
+        return extrapolate(sizes, [r[key] for r in runs], target)
+
+    out = {}
+    for key, value in runs[-1].items():
+        if key.endswith('index') or ' anon ' in key:
+            out[key] = line(key)
+        elif key.endswith('first'):
+            index = key.replace('first', 'index')
+            out[key] = value - runs[-1][index] + line(index)
+        else:
+            anon = key.replace(' pss ', ' anon ')
+            out[key] = value - runs[-1][anon] + line(anon)
+    return out
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -269,17 +302,10 @@ def main(argv: list[str] | None = None) -> None:
     measured = {n: run_size(n, args) for n in sizes}
     rows = []
     for approach, label in (('old', 'list of Utterance objects (old)'), ('new', 'UtteranceIndex, cached (new)')):
-        for n in sizes:
-            r = measured[n][approach]
-            rows.append(row(label, n, r['times'], r['steps'], r['full']))
+        rows.extend(row(label, n, measured[n][approach], args.workers) for n in sizes)
         if len(sizes) > 1 and args.extrapolate_to not in sizes:
-            def line(pick) -> float:
-                return extrapolate(sizes, [pick(measured[n][approach]) for n in sizes], args.extrapolate_to)
-            times = {k: line(lambda r, k=k: r['times'][k]) for k in measured[sizes[0]][approach]['times']}
-            pss = {when: {'main': line(lambda r, w=when: r[w]['main']),
-                          'workers': [line(lambda r, w=when, k=k: r[w]['workers'][k]) for k in range(args.workers)]}
-                   for when in ('steps', 'full')}
-            rows.append(row(f"{label}, EXTRAPOLATED", args.extrapolate_to, times, pss['steps'], pss['full']))
+            guess = extrapolate_run(sizes, [measured[n][approach] for n in sizes], args.extrapolate_to)
+            rows.append(row(f"{label}, EXTRAPOLATED", args.extrapolate_to, guess, args.workers))
     print_table(f"VoxCeleb2-layout tree, {args.workers} DataLoader workers, batch {args.batch}, data-free items; "
                 f"seconds: median of {args.repeats} starts, cold / warm; PSS in MiB (workers one by one)",
                 ['index', 'files', 'index built, s', 'first batch, s', f'main PSS @{args.steps}',
