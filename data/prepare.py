@@ -14,7 +14,7 @@ import os
 import shutil
 import subprocess
 import sys
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from typing import Callable
 
 import soundfile as sf
@@ -24,6 +24,7 @@ from data.audio import SAMPLE_RATE
 
 LENGTH_TOLERANCE_S = 0.1  # decoded vs. container duration: AAC frames are 1024 samples (64 ms at 16 kHz)
 SOURCE_EXTENSION = '.m4a'
+IN_FLIGHT_PER_WORKER = 4  # files queued per worker thread
 
 
 def find_sources(src: str) -> list[str]:
@@ -95,9 +96,9 @@ def _inside(path: str, folder: str) -> bool:
     return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
 
 
-def convert(src: str, dst: str, workers: int) -> dict[str, list[str]]:
+def convert(src: str, dst: str, workers: int) -> tuple[dict[str, int], list[str]]:
     """Convert every .m4a below `src` into .wav below `dst` with `workers` parallel ffmpeg processes; returns the
-    files per outcome (failed ones with their reason). Prints a progress bar and a summary."""
+    count per outcome and the reason of each failure. Prints a progress bar and a summary."""
     if not os.path.isdir(src):
         raise SystemExit(f"SRC {src!r} is not a folder; expected the .m4a tree (<speaker>/<video>/<utt>.m4a)")
     if _inside(src, dst):
@@ -112,21 +113,34 @@ def convert(src: str, dst: str, workers: int) -> dict[str, list[str]]:
     sources = find_sources(src)
     if not sources:
         raise SystemExit(f"no {SOURCE_EXTENSION} files below {src!r}")
-    outcomes: dict[str, list[str]] = {'converted': [], 'skipped': [], 'failed': []}
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        jobs = {pool.submit(convert_file, os.path.join(src, r), os.path.join(dst, output_of(r))): r for r in sources}
-        for job in tqdm(as_completed(jobs), total=len(jobs), unit='file', desc='convert', file=sys.stderr):
-            outcome, detail = job.result()
-            outcomes[outcome].append(detail or jobs[job])
-    print(f"{len(outcomes['converted']):,} converted, {len(outcomes['skipped']):,} already done (verified), "
-          f"{len(outcomes['failed']):,} failed, of {len(sources):,} .m4a files below {src} -> {dst}")
-    for detail in sorted(outcomes['failed'])[:20]:
+    counts, failures = {'converted': 0, 'skipped': 0, 'failed': 0}, []
+    with ThreadPoolExecutor(max_workers=workers) as pool, \
+            tqdm(total=len(sources), unit='file', desc='convert', file=sys.stderr) as progress:
+
+        def record(done: set) -> None:
+            for job in done:
+                outcome, detail = job.result()
+                counts[outcome] += 1
+                if outcome == 'failed':
+                    failures.append(detail)
+            progress.update(len(done))
+
+        pending: set = set()
+        for relative in sources:  # a bounded window of queued files, not a million futures at once
+            if len(pending) >= IN_FLIGHT_PER_WORKER * workers:
+                done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                record(done)
+            pending.add(pool.submit(convert_file, os.path.join(src, relative), os.path.join(dst, output_of(relative))))
+        record(wait(pending).done)
+    print(f"{counts['converted']:,} converted, {counts['skipped']:,} already done (verified), {counts['failed']:,} "
+          f"failed, of {len(sources):,} .m4a files below {src} -> {dst}")
+    for detail in sorted(failures)[:20]:
         print(f"  failed: {detail}")
-    return outcomes
+    return counts, failures
 
 
 def _convert_command(args: argparse.Namespace) -> int:
-    return 1 if convert(args.src, args.dst, args.workers)['failed'] else 0
+    return 1 if convert(args.src, args.dst, args.workers)[1] else 0
 
 
 # Sub-commands: name -> (help, add its arguments, run it returning the exit status).

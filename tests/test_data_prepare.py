@@ -13,7 +13,8 @@ from data.prepare import LENGTH_TOLERANCE_S, main
 from data.voxceleb import scan_voxceleb
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-KEYS = {'id00012/21Uxsk56VDQ/00001': 16000, 'id00012/21Uxsk56VDQ/00002': 23456, 'id00015/0fnfAZp-UKg/00001': 40000}
+KEYS = {'id00012/21Uxsk56VDQ/00001': 16000, 'id00012/21Uxsk56VDQ/00002': 23456, 'id00012/u7VNkYraCw0/00001': 9000,
+        'id00015/0fnfAZp-UKg/00001': 40000, 'id00015/0fnfAZp-UKg/00002': 12345}
 needs_ffmpeg = pytest.mark.skipif(shutil.which('ffmpeg') is None or shutil.which('ffprobe') is None,
                                   reason='ffmpeg/ffprobe not on PATH (apt-get install ffmpeg): the converter needs '
                                          'them, and so does writing the .m4a test files')
@@ -45,12 +46,12 @@ def m4a_tree(tmp_path):
 def test_convert_writes_verified_wav_and_resumes(m4a_tree, tmp_path, capsys):
     src, signals = m4a_tree
     dst = tmp_path / 'wav'
-    with pytest.raises(ValueError, match=r"3 \.m4a file\(s\).*python -m data\.prepare convert"):
+    with pytest.raises(ValueError, match=r"5 \.m4a file\(s\).*python -m data\.prepare convert"):
         scan_voxceleb(str(src))
     done = subprocess.run([sys.executable, '-m', 'data.prepare', 'convert', str(src), str(dst), '--workers', '2'],
                           cwd=REPO, capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr
-    assert '3 converted, 0 already done (verified), 0 failed, of 3 .m4a files' in done.stdout
+    assert '5 converted, 0 already done (verified), 0 failed, of 5 .m4a files' in done.stdout
     for key, original in signals.items():
         decoded, rate = sf.read(str(dst / f'{key}.wav'), dtype='float32')
         assert rate == 16000 and decoded.ndim == 1 and sf.info(str(dst / f'{key}.wav')).subtype == 'PCM_16'
@@ -61,8 +62,8 @@ def test_convert_writes_verified_wav_and_resumes(m4a_tree, tmp_path, capsys):
         sorted(f'{key}.wav' for key in KEYS)  # no partial files left
     assert scan_voxceleb(str(dst)).keys() == sorted(f'{key}.wav' for key in KEYS)
     capsys.readouterr()
-    assert main(['convert', str(src), str(dst), '--workers', '2']) == 0
-    assert '0 converted, 3 already done (verified), 0 failed' in capsys.readouterr().out
+    assert main(['convert', str(src), str(dst), '--workers', '1']) == 0  # 5 files through a window of 4
+    assert '0 converted, 5 already done (verified), 0 failed' in capsys.readouterr().out
 
 
 @needs_ffmpeg
@@ -73,13 +74,13 @@ def test_wrong_outputs_and_broken_sources_are_reported_not_replaced(m4a_tree, tm
     os.makedirs(short.parent)
     sf.write(str(short), np.zeros(800, np.float32), 16000, subtype='PCM_16')
     before = short.read_bytes()
-    (src / 'id00015' / '0fnfAZp-UKg' / '00002.m4a').write_bytes(b'not an m4a file')
+    (src / 'id00015' / '0fnfAZp-UKg' / '00003.m4a').write_bytes(b'not an m4a file')
     assert main(['convert', str(src), str(dst), '--workers', '2']) == 1
     out = capsys.readouterr().out
-    assert '2 converted, 0 already done (verified), 2 failed, of 4 .m4a files' in out
+    assert '4 converted, 0 already done (verified), 2 failed, of 6 .m4a files' in out
     assert f'{short} exists but is 0.050 s long but the source lasts 1.466 s; remove it' in out
-    assert 'ffprobe cannot read the duration of ' + str(src / 'id00015' / '0fnfAZp-UKg' / '00002.m4a') in out
-    assert short.read_bytes() == before and not (dst / 'id00015' / '0fnfAZp-UKg' / '00002.wav').exists()
+    assert 'ffprobe cannot read the duration of ' + str(src / 'id00015' / '0fnfAZp-UKg' / '00003.m4a') in out
+    assert short.read_bytes() == before and not (dst / 'id00015' / '0fnfAZp-UKg' / '00003.wav').exists()
     assert (dst / 'id00015' / '0fnfAZp-UKg' / '00001.wav').exists()
 
 
