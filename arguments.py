@@ -37,8 +37,9 @@ SYSTEM_ARGS = {
     'neptune_mode': 'async',                # neptune connection mode: async | offline | debug
     # --- data (real on-disk layouts, see README) ---
     'path_libri': '',                       # LibriSpeech train-clean-100 root (<spk>/<chapter>/*.flac)
-    'path_train': '',                       # VoxCeleb1 dev root (<spk>/<video>/<utt>.wav); empty = built-in demo
-    'path_test': '',                        # VoxCeleb1 test root
+    'path_train': '',                       # dev root or list of roots (VoxCeleb1 / VoxCeleb2 as .wav); ''=demo
+    'path_test': '',                        # VoxCeleb1 test root; for the E/H lists [<vox1 dev>, <vox1 test>]
+    'path_cache': os.path.join(os.path.expanduser('~'), '.cache', 'os_kdft2', 'index'),  # scan cache; '' = none
     'path_trials': '',                      # trial list file, or a directory holding the O/E/H lists
     'trials': ['O'],                        # lists scored at the end: any of 'O', 'E', 'H'
     'validation': 'test',                   # epoch selection on: 'test' (original, optimistic) | 'heldout'
@@ -133,6 +134,8 @@ RUN_NEUTRAL_KEYS = ('name', 'resume', 'tags', 'description', 'use_wandb', 'wandb
                     'neptune_user', 'neptune_token', 'neptune_mode', 'num_workers', 'path_demo', 'usable_gpu',
                     'cpu_processes')
 ARGUMENTS_FILE = 'arguments.json'  # the arguments a run was started with, in its run directory (tokens masked)
+# Keys that take one folder or a list of folders.
+PATH_LIST_KEYS = ('path_train', 'path_test')
 
 SECRET_KEYS = ('wandb_token', 'neptune_token')
 ENV_CREDENTIALS = {'wandb_token': 'WANDB_API_KEY', 'neptune_token': 'NEPTUNE_API_TOKEN'}
@@ -143,10 +146,15 @@ def _parse_value(key: str, text: str, default):
     try:
         value = ast.literal_eval(text)
     except (ValueError, SyntaxError):
+        if key in PATH_LIST_KEYS and text.lstrip().startswith('['):
+            raise SystemExit(f"argument '{key}': could not parse {text!r} as a list of folders; quote it for the "
+                             f"shell: \"{key}=['/data/a','/data/b']\"")
         if isinstance(default, str):
             return text
         raise SystemExit(f"argument '{key}': could not parse {text!r}; expected a {type(default).__name__} "
                          f"like {default!r}")
+    if key in PATH_LIST_KEYS and isinstance(value, list) and value and all(isinstance(v, str) for v in value):
+        return value
     if isinstance(default, str) and not isinstance(value, str):
         return text  # e.g. name=2024 or path_train=1 stay text
     expected = NULLABLE.get(key, type(default))
@@ -210,8 +218,9 @@ def check_args(args: dict, world_size: int) -> None:
     """Stop before any data or model is loaded when a value cannot work, naming the key, value and what is allowed."""
     data_keys = ('path_train', 'path_test', 'path_trials') + (('path_libri',) if args['path_libri'] else ())
     for key in data_keys:
-        if not os.path.exists(args[key]):
-            _fail(key, args[key], 'that path does not exist')
+        for path in [args[key]] if isinstance(args[key], str) else args[key]:
+            if not os.path.exists(path):
+                _fail(key, path, 'that path does not exist')
     for key in ('epoch', 'epoch_KD', 'batch_size', 'crop_size', 'seg_size', 'num_seg', 'embed_size',
                 'student_hidden_layer_num', 'T_mult', 'max_nonfinite_steps'):
         if args[key] < 1:

@@ -10,8 +10,14 @@ from torch.utils.data import Dataset
 from data.audio import AudioError, audio_length
 from data.eval_sets import EvalSet
 from data.librispeech import scan_librispeech
-from data.trials import Trials, check_trial_keys, find_trial_lists, heldout_trials, read_trials
-from data.voxceleb import Utterance, hold_out_speakers, scan_voxceleb, speaker_table
+from data.trials import (Trials, check_trial_keys, find_trial_lists, heldout_trials, read_trials,
+                         refuse_training_speakers)
+from data.utterance_index import UtteranceIndex
+from data.voxceleb import as_roots, hold_out_speakers, scan_voxceleb, speaker_table
+
+# Why a key of the E or H list may be missing from path_test.
+WHOLE_VOX1_HINT = ("; the E and H lists use utterances of all of VoxCeleb1 (dev + test): give path_test both roots, "
+                   "e.g. path_test=['/data/vox1/dev/wav','/data/vox1/test/wav']")
 
 
 @dataclass
@@ -26,43 +32,53 @@ class EvalSpec:
 @dataclass
 class DataBundle:
     """The lists one run needs: training utterances and speakers, KD audio, validation and test evaluations."""
-    train_utts: list[Utterance]
+    train_utts: UtteranceIndex
     speakers: dict[str, int]
     kd_paths: list[str]
     validation: EvalSpec
     test: EvalSpec
 
 
-def _eval_spec(name: str, utts: list[Utterance], trials: list, seg_size: int, num_seg: int) -> EvalSpec:
+def _eval_spec(name: str, utts: UtteranceIndex, trials: list[Trials], seg_size: int, num_seg: int,
+               check_audio: bool = True) -> EvalSpec:
     """Embed only the utterances the trial lists use, in a fixed order; each must be readable audio (checked
     now, from the headers, so that a broken test file stops the run before training rather than after)."""
     used = {k for t in trials for k in (*t.enroll, *t.test)}
-    utts = [u for u in utts if u.key in used]
-    for u in utts:
-        if audio_length(u.path) == 0:
-            raise AudioError(f'{u.path}: the trial lists need this file, but it holds no audio')
-    return EvalSpec(name, EvalSet(utts, seg_size, num_seg), [u.key for u in utts], trials)
+    keys = utts.keys()
+    rows = np.array([i for i, k in enumerate(keys) if k in used], dtype=np.int64)  # [K]
+    chosen = utts.subset(rows)
+    for i in range(len(chosen) if check_audio else 0):
+        if audio_length(chosen.path(i)) == 0:
+            raise AudioError(f'{chosen.path(i)}: the trial lists need this file, but it holds no audio')
+    return EvalSpec(name, EvalSet(chosen, seg_size, num_seg), [keys[i] for i in rows.tolist()], trials)
 
 
 def build_data(args: dict) -> DataBundle:
-    """Scan VoxCeleb1 dev/test, the trial lists and LibriSpeech (keys path_train, path_test, path_trials, trials,
-    path_libri, validation, val_speakers, val_trials, seg_size, num_seg, rand_seed); check every trial key."""
-    dev = scan_voxceleb(args['path_train'], 'dev')
-    test = scan_voxceleb(args['path_test'], 'test')
+    """Scan the training roots, the evaluation roots, the trial lists and LibriSpeech (keys path_train, path_test,
+    path_cache, path_trials, trials, path_libri, validation, val_speakers, val_trials, seg_size, num_seg,
+    rand_seed); refuse trial lists that score training speakers; check every trial key."""
+    dev = scan_voxceleb(as_roots(args['path_train'], 'path_train'), cache_dir=args['path_cache'])
+    pool = scan_voxceleb(as_roots(args['path_test'], 'path_test'), cache_dir=args['path_cache'])
     lists = find_trial_lists(args['path_trials'], args['trials'])
     trials = [read_trials(path, name) for name, path in lists.items()]
-    whole = any(t.name != 'O' for t in trials)  # E and H lists use keys of the whole VoxCeleb1
-    pool = {u.key: u for u in (*test, *dev)} if whole else {u.key: u for u in test}
+    training_speakers = dev.speakers()
     for t in trials:
-        check_trial_keys(t, set(pool))
-    test_spec = _eval_spec('test', list(pool.values()), trials, args['seg_size'], args['num_seg'])
+        refuse_training_speakers(t, training_speakers, lists[t.name])
+    available = set(pool.keys())
+    for t in trials:
+        check_trial_keys(t, available, hint='' if t.name == 'O' else WHOLE_VOX1_HINT)
+    test_spec = _eval_spec('test', pool, trials, args['seg_size'], args['num_seg'])
     train_utts = dev
     if args['validation'] == 'heldout':
         rng = np.random.default_rng([args['rand_seed'], 7])
         train_utts, val_utts = hold_out_speakers(dev, args['val_speakers'], rng)
         val_trials = heldout_trials(val_utts, args['val_trials'], rng)
         validation = _eval_spec('validation', val_utts, [val_trials], args['seg_size'], args['num_seg'])
-    else:
+    elif len(trials) == 1:
         validation = EvalSpec('validation', test_spec.eval_set, test_spec.keys, trials)
+    else:  # several lists: epochs are selected on the O list (or the first given), not on ~145 k E/H utterances
+        chosen = next((t for t in trials if t.name == 'O'), trials[0])
+        validation = _eval_spec('validation', test_spec.eval_set.utts, [chosen], args['seg_size'], args['num_seg'],
+                                check_audio=False)
     kd_paths = scan_librispeech(args['path_libri']) if args['path_libri'] else []
     return DataBundle(train_utts, speaker_table(train_utts), kd_paths, validation, test_spec)

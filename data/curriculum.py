@@ -12,7 +12,7 @@ import torch
 from torch.utils.data import Dataset
 
 from data.audio import AudioError, read_crop
-from data.voxceleb import Utterance
+from data.utterance_index import UtteranceIndex
 
 _MAX_TRIES = 10  # replacement files tried for one item before giving up (only when bad files are tolerated)
 
@@ -72,22 +72,19 @@ class CurriculumTrainSet(Dataset):
     only) no FT file; the crop not read is empty.
     """
 
-    def __init__(self, ft_utts: list[Utterance], speakers: dict[str, int], kd_paths: list[str], crop_size: int,
+    def __init__(self, ft_utts: UtteranceIndex, speakers: dict[str, int], kd_paths: list[str], crop_size: int,
                  schedule: str, total_epochs: int, seed: int, rank: int = 0, p_const: float = 0.5,
                  max_bad_fraction: float = 0.0, kd_audio: bool = True, ft_audio: bool = True) -> None:
         if not ft_utts:
             raise ValueError("the training list is empty (no VoxCeleb1 dev utterances; check path_train)")
         if crop_size <= 0:
             raise ValueError(f"crop_size must be positive, got {crop_size}")
-        unknown = sorted({u.speaker for u in ft_utts} - speakers.keys())
-        if unknown:
-            raise ValueError(f"speakers missing from the speaker table: {unknown[:10]} ({len(unknown)} in all)")
         lowest = min(kd_probability(schedule, e, total_epochs, p_const) for e in range(1, total_epochs + 1))
         if kd_audio and not kd_paths and lowest < 1.0:
             raise ValueError(f"curriculum {schedule!r} draws LibriSpeech KD items (p(VoxCeleb) = {lowest:.3f} < 1 "
                              f"in some epoch) but no LibriSpeech files were given: set path_libri")
         self.ft_utts = ft_utts
-        self.labels = np.array([speakers[u.speaker] for u in ft_utts], dtype=np.int64)  # [U]
+        self.labels = ft_utts.labels_in(speakers)  # [U]
         self.kd_paths = kd_paths
         self.kd_audio, self.ft_audio = kd_audio, ft_audio
         self.crop_size = crop_size
@@ -116,7 +113,7 @@ class CurriculumTrainSet(Dataset):
     def _draw_kd(self, i: int, rng: np.random.Generator) -> tuple[bool, str]:
         """Source and file of the KD item: VoxCeleb1 with probability p_vox, else the epoch's LibriSpeech order."""
         if rng.random() < self.p_vox:
-            return True, self.ft_utts[int(rng.integers(len(self.ft_utts)))].path
+            return True, self.ft_utts.path(int(rng.integers(len(self.ft_utts))))
         return False, self.kd_paths[int(self.kd_order[i % len(self.kd_paths)])]
 
     def kd_source(self, i: int) -> tuple[bool, str]:
@@ -148,10 +145,10 @@ class CurriculumTrainSet(Dataset):
 
     def _redraw_ft(self, rng: np.random.Generator) -> tuple[str, int]:
         j = int(rng.integers(len(self.ft_utts)))
-        return self.ft_utts[j].path, int(self.labels[j])
+        return self.ft_utts.path(j), int(self.labels[j])
 
     def _redraw_vox_kd(self, rng: np.random.Generator) -> tuple[str, int]:
-        return self.ft_utts[int(rng.integers(len(self.ft_utts)))].path, -1
+        return self.ft_utts.path(int(rng.integers(len(self.ft_utts)))), -1
 
     def _redraw_libri_kd(self, rng: np.random.Generator) -> tuple[str, int]:
         return self.kd_paths[int(rng.integers(len(self.kd_paths)))], -1
@@ -166,7 +163,7 @@ class CurriculumTrainSet(Dataset):
             wav_kd, _ = self._crop(kd_path, -1, rng, kd_redraw)  # [crop]
         wav_ft, label = np.zeros(0, dtype=np.float32), int(self.labels[i])  # [0] when the phase uses no FT audio
         if self.ft_audio:
-            wav_ft, label = self._crop(self.ft_utts[i].path, label, rng, self._redraw_ft)  # [crop]
+            wav_ft, label = self._crop(self.ft_utts.path(i), label, rng, self._redraw_ft)  # [crop]
         return wav_kd, wav_ft, label, from_vox, tuple(self._item_bad)
 
 

@@ -15,7 +15,7 @@ import soundfile as sf
 from data.audio import SAMPLE_RATE
 from data.synth import random_channel, random_voice, synthesize
 from data.trials import heldout_trials
-from data.voxceleb import Utterance
+from data.utterance_index import Utterance
 
 GENERATOR_VERSION = 1  # bump when the synthesis changes, so that cached corpora are not reused
 MARKER = 'COMPLETE.json'

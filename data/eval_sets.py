@@ -1,17 +1,19 @@
 """Evaluation set: each test utterance whole (full-utterance embedding) and as evenly spaced TTA segments."""
 from __future__ import annotations
 
+from typing import Sequence
+
 import numpy as np
 from torch.utils.data import Dataset
 
 from data.audio import read_audio, segments_of
-from data.voxceleb import Utterance
+from data.utterance_index import Utterance
 
 
 class EvalSet(Dataset):
     """Item i = (whole utterance [n] float32, TTA segments [num_seg, seg_size], i); lengths differ per item."""
 
-    def __init__(self, utts: list[Utterance], seg_size: int, num_seg: int) -> None:
+    def __init__(self, utts: Sequence[Utterance], seg_size: int, num_seg: int) -> None:
         if not utts:
             raise ValueError("the evaluation list is empty (check path_test)")
         if seg_size <= 0 or num_seg <= 0:

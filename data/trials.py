@@ -3,10 +3,11 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import Iterable, Sequence
 
 import numpy as np
 
-from data.voxceleb import Utterance
+from data.utterance_index import Utterance
 
 # Accepted file names per list, preferred first (cleaned lists, Kaldi-style names, original uncleaned lists).
 TRIAL_FILES = {
@@ -71,12 +72,29 @@ def find_trial_lists(path_trials: str, which: list[str]) -> dict[str, str]:
     return found
 
 
-def check_trial_keys(trials: Trials, available: set[str]) -> None:
-    """Stop before training when a trial key is not among the `available` utterance keys."""
+def check_trial_keys(trials: Trials, available: set[str], hint: str = '') -> None:
+    """Stop before training when a trial key is not among the `available` utterance keys (`hint` says where
+    they should come from)."""
     missing = [k for k in dict.fromkeys(trials.enroll + trials.test) if k not in available]
     if missing:
         raise ValueError(f"trial list {trials.name!r}: {len(missing)} key(s) not found among the {len(available)} "
-                         f"test utterances, first {min(10, len(missing))}: {missing[:10]}")
+                         f"test utterances, first {min(10, len(missing))}: {missing[:10]}{hint}")
+
+
+def trial_speakers(trials: Trials) -> set[str]:
+    """The speakers a trial list scores: the first component of every key (<speaker>/<video>/<utt>)."""
+    return {k.split('/', 1)[0] for k in dict.fromkeys(trials.enroll + trials.test)}
+
+
+def refuse_training_speakers(trials: Trials, training_speakers: Iterable[str], source: str = '') -> None:
+    """Stop before training when a trial list scores speakers of the training set: an EER on speakers the model
+    was trained to classify says nothing about unseen speakers (the E and H lists draw on all of VoxCeleb1)."""
+    shared = sorted(trial_speakers(trials) & set(training_speakers))
+    if shared:
+        where = f" ({source})" if source else ''
+        raise ValueError(f"trial list {trials.name!r}{where} scores {len(shared):,} speaker(s) of the training set, "
+                         f"e.g. {', '.join(shared[:5])}: evaluate on speakers never trained on (the E and H lists "
+                         f"cover all of VoxCeleb1, dev included: train on VoxCeleb2 to use them, or score 'O' only)")
 
 
 def trial_index(trials: Trials, keys: list[str]) -> tuple[np.ndarray, np.ndarray]:
@@ -102,7 +120,7 @@ def _distinct_pairs(draw, count: int, num_utts: int, rng: np.random.Generator) -
     return np.stack([codes // num_utts, codes % num_utts], axis=1)  # [count, 2]
 
 
-def heldout_trials(utts: list[Utterance], num_trials: int, rng: np.random.Generator) -> Trials:
+def heldout_trials(utts: Sequence[Utterance], num_trials: int, rng: np.random.Generator) -> Trials:
     """`num_trials` distinct trials among `utts`, half same-speaker and half different-speaker, shuffled."""
     if num_trials <= 0:
         raise ValueError(f"num_trials must be positive, got {num_trials}")

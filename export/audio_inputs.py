@@ -14,7 +14,8 @@ import torchaudio.functional as AF
 
 from data.audio import SAMPLE_RATE
 from data.eval_sets import EvalSet
-from data.voxceleb import AUDIO_EXTENSIONS, Utterance
+from data.utterance_index import Utterance
+from data.voxceleb import AUDIO_EXTENSIONS
 from export.model import ExportError, SpeakerRuntime
 from trainer.distributed import DistEnv
 from trainer.evaluate import extract_embeddings

@@ -1,7 +1,7 @@
 """`key=value` overrides: typed literals, text for text keys, clear errors for unknown keys and wrong types."""
 import pytest
 
-from arguments import DEMO_ARGS, EXPERIMENT_ARGS, get_args, public_args
+from arguments import DEMO_ARGS, EXPERIMENT_ARGS, check_args, get_args, public_args
 from trainer.methods import METHODS
 
 
@@ -46,3 +46,16 @@ def test_credentials_from_environment_are_masked(monkeypatch):
     args = get_args(['path_train=/d'])
     assert args['wandb_token'] == 'secret-123'
     assert public_args(args)['wandb_token'] == '***' and 'secret-123' not in str(public_args(args))
+
+
+def test_path_train_and_path_test_take_lists_of_folders(tmp_path):
+    args = get_args(["path_train=['/data/vox1/dev/wav','/data/vox2/dev/wav']", "path_test=['/a', '/b']"])
+    assert args['path_train'] == ['/data/vox1/dev/wav', '/data/vox2/dev/wav'] and args['path_test'] == ['/a', '/b']
+    assert get_args(['path_train=/data/vox2/dev/wav'])['path_train'] == '/data/vox2/dev/wav'
+    with pytest.raises(SystemExit, match=r"""'path_test': could not parse .* quote it for the shell"""):
+        get_args(['path_train=/d', 'path_test=[/data/vox1/dev/wav,/data/vox1/test/wav]'])  # the shell ate the quotes
+    (tmp_path / 'dev').mkdir()
+    args = get_args([f"path_train=['{tmp_path / 'dev'}','{tmp_path / 'missing'}']", f'path_test={tmp_path}',
+                     f'path_trials={tmp_path}'])
+    with pytest.raises(SystemExit, match=r"'path_train': got '.*missing'; that path does not exist"):
+        check_args(args, 1)

@@ -9,7 +9,8 @@ from torch.utils.data import DataLoader
 
 from data.audio import AudioError
 from data.curriculum import SCHEDULES, CurriculumTrainSet, collate_train, kd_probability
-from data.voxceleb import Utterance, scan_voxceleb, speaker_table
+from data.utterance_index import Utterance, UtteranceIndex
+from data.voxceleb import scan_voxceleb, speaker_table
 from tests.helpers_data import coded_signal, decode, expected_crop, write_audio, write_vox_tree
 
 CROP = 400
@@ -24,12 +25,13 @@ def corpus(tmp_path_factory):
     write_vox_tree(str(root / 'dev'), layout)
     libri = [write_audio(str(root / 'libri' / '19' / '198' / f'19-198-{u:04d}.flac'),
                          coded_signal(100 + u, int(rng.integers(250, 1500))), subtype='PCM_24') for u in range(5)]
-    utts = scan_voxceleb(str(root / 'dev'), 'dev')
+    utts = scan_voxceleb(str(root / 'dev'))
     return utts, speaker_table(utts), libri
 
 
-def _fake_utts(n: int) -> list[Utterance]:
-    return [Utterance(f'/nowhere/id{i % 7}/v/{i}.wav', f'id{i % 7}/v/{i}.wav', f'id{i % 7}') for i in range(n)]
+def _fake_utts(n: int) -> UtteranceIndex:
+    return UtteranceIndex.from_utterances([Utterance(f'/nowhere/id{i % 7}/v/{i}.wav', f'id{i % 7}/v/{i}.wav',
+                                                     f'id{i % 7}') for i in range(n)])
 
 
 def test_schedules_by_name():
@@ -150,7 +152,8 @@ def test_unreadable_training_files(corpus, tmp_path):
     os.makedirs(os.path.dirname(broken))
     with open(broken, 'wb') as handle:
         handle.write(b'not a wav file at all' * 20)
-    with_broken = [Utterance(broken, 'id10000/brokenvideo/00001.wav', 'id10000')] + utts
+    with_broken = UtteranceIndex.from_utterances([Utterance(broken, 'id10000/brokenvideo/00001.wav', 'id10000')] +
+                                                 list(utts))
     strict = CurriculumTrainSet(with_broken, table, libri, CROP, 'none', 4, seed=1)
     with pytest.raises(AudioError, match='brokenvideo'):
         strict[0]

@@ -10,7 +10,7 @@ from tests.helpers_data import write_vox_tree
 
 def test_items_hold_the_whole_file_and_its_segments(tmp_path):
     write_vox_tree(str(tmp_path), {'id10270': {'x6uYqmx31kE': [2500, 1001]}, 'id10271': {'8jEAjG6SegY': [700]}})
-    utts = scan_voxceleb(str(tmp_path), 'test')
+    utts = scan_voxceleb(str(tmp_path))
     data = EvalSet(utts, seg_size=1000, num_seg=3)
     assert len(data) == 3 and data.keys == [u.key for u in utts]
     expected_starts = {2500: [0, 750, 1500], 1001: [0, 0, 1], 700: [0, 0, 0]}  # linspace(0, n - 1000, 3) rounded
@@ -30,4 +30,4 @@ def test_empty_list_and_bad_sizes_are_refused(tmp_path):
         EvalSet([], 1000, 3)
     write_vox_tree(str(tmp_path), {'id10270': {'x6uYqmx31kE': [100]}})
     with pytest.raises(ValueError, match='num_seg'):
-        EvalSet(scan_voxceleb(str(tmp_path), 'test'), 1000, 0)
+        EvalSet(scan_voxceleb(str(tmp_path)), 1000, 0)

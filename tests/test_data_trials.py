@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from data.trials import Trials, check_trial_keys, find_trial_lists, heldout_trials, read_trials, trial_index
-from data.voxceleb import Utterance
+from data.utterance_index import Utterance
 
 # the real original VoxCeleb1-O list, in the shared/ folder laid beside the repository (CI has it too)
 VERI_TEST = os.path.join(os.path.dirname(__file__), '..', '..', 'shared', 'data', 'veri_test.txt')

@@ -16,6 +16,8 @@ import torch.multiprocessing as mp
 import torch.nn as nn
 from torch.distributed.nn.functional import all_reduce as differentiable_all_reduce
 
+from data.workers import STOP_SIGNALS
+
 
 @dataclass(frozen=True)
 class DistEnv:
@@ -104,12 +106,12 @@ def launch(fn: Callable, payload, usable_gpu: str = '', cpu_processes: int = 1) 
         context = mp.spawn(_worker, args=(fn, len(devices), devices, free_port(), payload), nprocs=len(devices),
                            join=False)
 
-        def forward(signum, frame):  # preemption reaches every rank, which saves and stops together
+        def forward(signum, frame):  # preemption (or Slurm's SIGUSR1) reaches every rank: all save and stop
             for process in context.processes:
                 if process.is_alive():
                     os.kill(process.pid, signum)
 
-        previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGTERM, signal.SIGINT)}
+        previous = {sig: signal.signal(sig, forward) for sig in STOP_SIGNALS}
         try:
             while not context.join():
                 pass

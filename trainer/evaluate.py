@@ -12,6 +12,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Subset
 
 from data.trials import Trials, trial_index
+from data.workers import ignore_stop_signals
 from trainer.distributed import DistEnv, gather_objects
 from utils.metrics import verification_metrics
 
@@ -31,7 +32,8 @@ def extract_embeddings(embed: Callable[[torch.Tensor], torch.Tensor], eval_set: 
     all in dataset order, other ranks get None.
     """
     indices = list(range(env.rank, len(eval_set), env.world_size))
-    loader = DataLoader(Subset(eval_set, indices), batch_size=1, num_workers=num_workers, collate_fn=_first)
+    loader = DataLoader(Subset(eval_set, indices), batch_size=1, num_workers=num_workers, collate_fn=_first,
+                        worker_init_fn=ignore_stop_signals)
     rows, full_out, tta_out = [], [], []
     autocast = torch.autocast(env.device.type, dtype=torch.bfloat16, enabled=amp and env.device.type == 'cuda')
     with autocast:

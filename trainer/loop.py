@@ -24,6 +24,7 @@ from tqdm import tqdm
 
 from data.bundle import EvalSpec
 from data.curriculum import Batch, collate_train
+from data.workers import STOP_SIGNALS, ignore_stop_signals
 from models.description import describe_model
 from trainer import checkpoint
 from trainer.checkpoint import TrainState
@@ -111,7 +112,8 @@ class Trainer:
         self.sampler = ResumableSampler(train_set, env, config.seed)
         self.loader = DataLoader(train_set, batch_size=config.batch_size, sampler=self.sampler,
                                  num_workers=config.num_workers, collate_fn=collate_train, drop_last=True,
-                                 pin_memory=env.device.type == 'cuda', persistent_workers=False)
+                                 pin_memory=env.device.type == 'cuda', persistent_workers=False,
+                                 worker_init_fn=ignore_stop_signals)  # a group-wide stop signal is the parent's
         self.state = TrainState()
         self.rng_on_resume = None
         self.stop_requested = False
@@ -141,7 +143,8 @@ class Trainer:
 
     # ----- training -----
     def request_stop(self, signum=None, frame=None) -> None:
-        """Signal handler: finish the current step, save a resumable checkpoint, stop."""
+        """Signal handler (SIGTERM, SIGINT, and Slurm's SIGUSR1 warning before a time limit): finish the current step,
+        save a resumable checkpoint, stop."""
         self.stop_requested = True
 
     def log(self, name: str, value: float, step: int) -> None:
@@ -246,9 +249,7 @@ class Trainer:
 
     def fit(self) -> TrainState:
         """Train from the current state to `epochs`, validating every epoch when the phase validates."""
-        previous = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
-        signal.signal(signal.SIGTERM, self.request_stop)
-        signal.signal(signal.SIGINT, self.request_stop)
+        previous = {sig: signal.signal(sig, self.request_stop) for sig in STOP_SIGNALS}
         self.clock = time.time()
         try:
             for epoch in range(self.state.epoch + 1, self.cfg.epochs + 1):
@@ -274,8 +275,8 @@ class Trainer:
                 if self.env.is_main:
                     self.report_epoch(epoch, losses, eer, time.time() - started)
         finally:
-            signal.signal(signal.SIGTERM, previous[0])
-            signal.signal(signal.SIGINT, previous[1])
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
         return self.state
 
     @property
