@@ -6,12 +6,28 @@ cleanly and shuts its workers down itself. A worker still exits when its parent 
 watchdog), and one still busy when its DataLoader shuts down finishes its item before it sees the shutdown."""
 from __future__ import annotations
 
+import contextlib
 import signal
+from typing import Iterator
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1)
 
 
 def ignore_stop_signals(worker_id: int) -> None:
-    """DataLoader `worker_init_fn`: this worker ignores SIGTERM, SIGINT and SIGUSR1."""
+    """DataLoader `worker_init_fn`: this worker ignores SIGTERM, SIGINT and SIGUSR1 (and unblocks them, see
+    stop_signals_blocked: a signal that came while it started is dropped)."""
     for sig in STOP_SIGNALS:
         signal.signal(sig, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
+
+
+@contextlib.contextmanager
+def stop_signals_blocked() -> Iterator[None]:
+    """Start DataLoader workers inside this block. A worker inherits the signal mask, so a stop signal sent to the
+    group while it is still starting (a spawned worker imports torch before worker_init_fn runs) waits instead of
+    killing it; the parent receives its own copy when the block ends."""
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)

@@ -24,7 +24,7 @@ from tqdm import tqdm
 
 from data.bundle import EvalSpec
 from data.curriculum import Batch, collate_train
-from data.workers import STOP_SIGNALS, ignore_stop_signals
+from data.workers import STOP_SIGNALS, ignore_stop_signals, stop_signals_blocked
 from models.description import describe_model
 from trainer import checkpoint
 from trainer.checkpoint import TrainState
@@ -174,7 +174,8 @@ class Trainer:
         skip = self.state.step
         self.train_set.set_epoch(epoch)
         self.sampler.set_epoch(epoch, skip * self.cfg.batch_size)
-        batches = iter(self.loader)  # before seeding: creating the iterator draws from torch's RNG
+        with stop_signals_blocked():  # workers start here; a group-wide stop signal must not kill one while it starts
+            batches = iter(self.loader)  # before seeding: creating the iterator draws from torch's RNG
         if self.rng_on_resume is not None:
             set_rng_state(self.rng_on_resume)
             self.rng_on_resume = None
