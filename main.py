@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import os
 
-from arguments import EXPERIMENT_ARGS, check_args, check_teacher_args, get_args, is_demo
+from arguments import ENV_CREDENTIALS, EXPERIMENT_ARGS, check_args, check_teacher_args, get_args, is_demo
 from data.bundle import build_data
 from data.demo import make_demo_corpus
 from export import export_model
@@ -51,7 +51,7 @@ def run(env: DistEnv, payload: tuple[dict, str, bool]) -> None:
     the best state of the last phase."""
     args, run_dir, demo = payload
     seed_everything(args['rand_seed'])
-    logger = build_logger(args, run_dir, SOURCE_DIR) if env.is_main else None
+    logger = build_logger(args, run_dir, SOURCE_DIR, credentials=ENV_CREDENTIALS) if env.is_main else None
     data = build_data(args)
     if env.is_main and args['validation'] == 'test':
         print('note: validation="test" selects the best epoch on the test trials themselves, as the original '
