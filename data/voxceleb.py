@@ -77,7 +77,8 @@ def hold_out_speakers(utts: list[Utterance], num_speakers: int,
     """Split `utts` into (training, held-out) by drawing `num_speakers` whole speakers for validation."""
     speakers = sorted({u.speaker for u in utts})
     if not 0 < num_speakers < len(speakers):
-        raise ValueError(f"cannot hold out {num_speakers} of {len(speakers)} speakers (need 0 < val_speakers < "
-                         f"number of dev speakers)")
+        raise ValueError(f"argument 'val_speakers': cannot hold out {num_speakers} of {len(speakers)} speakers; "
+                         f"expected 1 to {len(speakers) - 1} (validation='heldout' keeps at least one dev speaker for "
+                         f"training)")
     held = set(rng.choice(speakers, size=num_speakers, replace=False).tolist())
     return [u for u in utts if u.speaker not in held], [u for u in utts if u.speaker in held]

@@ -6,7 +6,7 @@
         ).credentials({'wandb_token': 'WANDB_API_KEY'}).build()
 
 The facade checks every call once, masks secrets, and fans it out to each backend. Which argument keys hold
-credentials is the application's to say (`credentials`); the trackers start with those masked on the command line. An online
+credentials is the application's to say (`credentials`); trackers start with them masked on the command line. An online
 tracker that fails (at start or in any call) is reported once with a TrackerWarning and dropped;
 the run goes on with the others. A failure of the local logger is raised: those files are the record.
 """

@@ -1,5 +1,5 @@
-"""A whole training run (main.main, precomp: a 1-epoch KD phase then a 2-epoch fine-tuning phase) with wandb and neptune offline and
-both tokens on the command line: every metric of every epoch reaches both trackers, no tracker is dropped, and no
+"""A whole training run (main.main, precomp: a 1-epoch KD phase, then 2 epochs of fine-tuning) with wandb and
+neptune offline and both tokens on the command line: every metric of every epoch reaches both trackers, no tracker is dropped, and no
 token reaches any file under the run directory or the trackers' folders."""
 import json
 import os
