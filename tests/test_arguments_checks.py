@@ -116,6 +116,11 @@ def test_gpus_asked_for_without_cuda_are_refused(tmp_path):
     assert get_args(['usable_gpu=cpu'])['usable_gpu'] == 'cpu' and get_args(['usable_gpu='])['usable_gpu'] == ''
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason='needs a CUDA GPU')
+def test_a_visible_gpu_is_accepted():
+    assert get_args(['usable_gpu=0'])['usable_gpu'] == '0'
+
+
 def test_holding_out_all_speakers_names_val_speakers():
     utts = [Utterance(f'/x/id{s}/v/{u}.wav', f'id{s}/v/{u}.wav', f'id{s}') for s in range(4) for u in range(2)]
     with pytest.raises(ValueError, match=r"^argument 'val_speakers': cannot hold out 4 of 4 speakers; expected 1 to 3"):

@@ -17,7 +17,6 @@ import subprocess
 import sys
 
 import pytest
-import torch
 
 REPOSITORY = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FAST = ['--repeats', '1', '--warmup', '0', '--threads', '1']
@@ -143,7 +142,7 @@ def test_inference_and_data_loading(report):
 
 def test_gpu_script(report):
     out = run(report, 'bench/gpu.py')
-    assert ('NO GPU VISIBLE: CPU FALLBACK' in out) == (not torch.cuda.is_available())
+    assert 'CPU FALLBACK' in out                                  # --device cpu: it says so, GPU or not
     assert re.search(r'\| gloo +\| [\d.]+ +\| [\d.]+ +\| ok +\|', out)
     for title in ('os_kdft2 training step on cpu', 'speed-up over "eager, fp32"', 'speaker embedding on cpu',
                   'parameters'):
