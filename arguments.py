@@ -1,18 +1,26 @@
 """Every default of OS-KDFT2 in one place.
 
 Edit the dicts below, or override any key on the command line:
-    python main.py path_train=/data/vox1/dev/wav epoch=50 init_teacher_idx=[0,1]
-Each value is parsed as a Python literal; text is accepted as-is where the default is text.
-An unknown key or a value of the wrong type stops the run with a message naming the key.
-With no dataset configured (`path_train` empty) the built-in demo settings (DEMO_ARGS) apply.
+    python main.py path_train=/data/vox1/dev/wav epoch=50 init_teacher_idx=[0,1] trials="['O','E']"
+Each value is parsed as a Python literal; text is accepted as-is where the default is text. Quote a value that
+holds quotes or spaces for the shell (bash turns trials=['O','E'] into trials=[O,E]).
+`python main.py --help` lists every key with its default and comment, grouped as below.
+An unknown key, a value of the wrong type or out of range stops the run with a message naming the key, before
+anything is loaded. With no dataset configured (`path_train` empty) the built-in demo settings (DEMO_ARGS) apply.
 """
 from __future__ import annotations
 
 import ast
 import difflib
 import json
+import math
 import os
+import re
 import sys
+import tokenize
+from dataclasses import dataclass
+
+import torch
 
 from data.curriculum import SCHEDULES
 from models.student import INIT_MODES
@@ -34,7 +42,7 @@ SYSTEM_ARGS = {
     'use_neptune': False,                   # also log to neptune
     'neptune_user': '',                     # neptune workspace
     'neptune_token': '',                    # neptune API token; prefer NEPTUNE_API_TOKEN
-    'neptune_mode': 'async',                # neptune connection mode: async | offline | debug
+    'neptune_mode': 'async',                # neptune connection mode: async | sync | offline | debug
     # --- data (real on-disk layouts, see README) ---
     'path_libri': '',                       # LibriSpeech train-clean-100 root (<spk>/<chapter>/*.flac)
     'path_train': '',                       # dev root or list of roots (VoxCeleb1 / VoxCeleb2 as .wav); ''=demo
@@ -140,9 +148,96 @@ PATH_LIST_KEYS = ('path_train', 'path_test')
 SECRET_KEYS = ('wandb_token', 'neptune_token')
 ENV_CREDENTIALS = {'wandb_token': 'WANDB_API_KEY', 'neptune_token': 'NEPTUNE_API_TOKEN'}
 
+HELP_FLAGS = ('--help', '-h')
+DEMO_DATA_KEYS = ('path_test', 'path_trials', 'path_libri')  # ignored by the demo, so refused without path_train
+FOLDER_NAME_KEYS = ('project', 'name')  # one folder each of path_log/project/name
+
+
+def cnn_input_samples(frames: int, kernels: tuple[int, ...], strides: tuple[int, ...]) -> int:
+    """The shortest input from which a stack of 1-d convolutions gives `frames` output frames."""
+    field, jump = 1, 1
+    for kernel, stride in zip(kernels, strides, strict=True):
+        field, jump = field + (kernel - 1) * jump, jump * stride
+    return field + (frames - 1) * jump  # the receptive field, then one hop per further frame
+
+
+# the wav2vec 2.0 / HuBERT feature encoder (conv_kernel, conv_stride of their configs) and SpecAugment's time-mask
+# length in frames (mask_time_length): a segment must give one frame (400 samples, the receptive field), a training
+# crop one frame more than a time mask (3,600 samples), or the student's masking fails
+CNN_KERNELS, CNN_STRIDES, TIME_MASK_FRAMES = (10, 3, 3, 3, 3, 2, 2), (5, 2, 2, 2, 2, 2, 2), 10
+MIN_SEGMENT = cnn_input_samples(1, CNN_KERNELS, CNN_STRIDES)
+MIN_CROP = cnn_input_samples(TIME_MASK_FRAMES + 1, CNN_KERNELS, CNN_STRIDES)
+
+
+@dataclass(frozen=True)
+class Range:
+    """The values a numeric key accepts: finite, from `low` up to `high` (each bound excluded when open);
+    `why` says what sets the range."""
+    low: float
+    high: float = math.inf
+    low_open: bool = False
+    high_open: bool = False
+    why: str = ''
+
+    def holds(self, value: float) -> bool:
+        above = self.low < value if self.low_open else self.low <= value
+        below = value < self.high if self.high_open else value <= self.high
+        return math.isfinite(value) and above and below
+
+    def describe(self, kind: str) -> str:
+        if self.high == math.inf:
+            text = f"{kind} {'>' if self.low_open else '>='} {self.low:g}"
+        else:
+            text = (f"{kind} in {'(' if self.low_open else '['}{self.low:g}, {self.high:g}"
+                    f"{')' if self.high_open else ']'}")
+        return f'{text} ({self.why})' if self.why else text
+
+
+PROBABILITY = Range(0.0, 1.0)
+# every numeric key: the range it must lie in (None also passes for the NULLABLE keys)
+RANGES = {
+    'val_speakers': Range(1, why='and below the number of dev speakers, checked once they are read'),
+    'val_trials': Range(2, why='a target and a non-target trial at least'),
+    'num_workers': Range(0),
+    'cpu_processes': Range(1),
+    'epoch': Range(1), 'epoch_KD': Range(1),
+    'batch_size': Range(2, why='BatchNorm needs 2 items per process'),
+    'rand_seed': Range(0),
+    'student_hidden_layer_size': Range(1), 'student_hidden_layer_num': Range(1),
+    'student_dropout': PROBABILITY, 'student_layerdrop': PROBABILITY, 'student_mask_time_prob': PROBABILITY,
+    'adapter_size': Range(1), 'embed_size': Range(1),
+    'aam_margin': Range(0.0, math.pi / 2, high_open=True), 'aam_scale': Range(0.0, low_open=True),
+    'cos_lambda': Range(0.0), 'curriculum_p': PROBABILITY,
+    'w_kd': Range(0.0), 'w_ft': Range(0.0), 'freeze_epochs': Range(0), 'w_embed_mse': Range(0.0),
+    'crop_size': Range(MIN_CROP, why=f'{TIME_MASK_FRAMES + 1} frames of the CNN front-end: a SpecAugment time mask '
+                                     f'of {TIME_MASK_FRAMES} frames must fit'),
+    'seg_size': Range(MIN_SEGMENT, why="one frame: the CNN front-end's receptive field"),
+    'num_seg': Range(1),
+    'lr': Range(0.0, why='0 trains nothing: a dry run'), 'lr_min': Range(0.0), 'weight_decay': Range(0.0),
+    'T_mult': Range(1), 'max_nonfinite_steps': Range(1),
+    'max_bad_audio_fraction': Range(0.0, 1.0, high_open=True),
+}
+# keys whose text must be one of a few names
+CHOICES = {
+    'validation': ('test', 'heldout'), 'kd_cos_reduction': ('sum', 'mean'), 'ft_loss': ('softmax', 'aam'),
+    'curriculum': tuple(SCHEDULES), 'student_init': tuple(INIT_MODES),
+    'neptune_mode': ('async', 'sync', 'offline', 'debug'),
+}
+
+
+def _kind(key: str, default) -> str:
+    """What a key accepts, in words: 'an int', 'a float or None', 'a list of ints', 'True or False', 'text'."""
+    base = NULLABLE.get(key, type(default))
+    words = {bool: 'True or False', int: 'an int', float: 'a float', str: 'text', list: 'a list'}
+    kind = words.get(base, f'a {base.__name__}')
+    if base is list and default:
+        kind = f"a list of {'ints' if isinstance(default[0], int) else 'texts'}"
+    return f'{kind} or None' if key in NULLABLE else kind
+
 
 def _parse_value(key: str, text: str, default):
     """Parse one override: a Python literal, or plain text where the default is text."""
+    expected = f'expected {_kind(key, default)} (default {default!r})'
     try:
         value = ast.literal_eval(text)
     except (ValueError, SyntaxError):
@@ -151,21 +246,23 @@ def _parse_value(key: str, text: str, default):
                              f"shell: \"{key}=['/data/a','/data/b']\"")
         if isinstance(default, str):
             return text
-        raise SystemExit(f"argument '{key}': could not parse {text!r}; expected a {type(default).__name__} "
-                         f"like {default!r}")
+        hint = f'; quote it for the shell, e.g. {key}="{default!r}"' if isinstance(default, list) else ''
+        raise SystemExit(f"argument '{key}': could not parse {text!r}; {expected}{hint}")
     if key in PATH_LIST_KEYS and isinstance(value, list) and value and all(isinstance(v, str) for v in value):
         return value
     if isinstance(default, str) and not isinstance(value, str):
         return text  # e.g. name=2024 or path_train=1 stay text
-    expected = NULLABLE.get(key, type(default))
-    ok = isinstance(value, expected) and not (expected is not bool and isinstance(value, bool) and expected is int)
-    if expected is float and isinstance(value, int) and not isinstance(value, bool):
+    base = NULLABLE.get(key, type(default))
+    ok = isinstance(value, base) and not (base is not bool and isinstance(value, bool))
+    if base is float and isinstance(value, int) and not isinstance(value, bool):
         value, ok = float(value), True
     if key in NULLABLE and value is None:
         ok = True
+    if ok and isinstance(default, list) and default:
+        element = type(default[0])
+        ok = all(isinstance(item, element) and not isinstance(item, bool) for item in value)
     if not ok:
-        raise SystemExit(f"argument '{key}': got {value!r} ({type(value).__name__}), expected "
-                         f"{expected.__name__} like {default!r}")
+        raise SystemExit(f"argument '{key}': got {value!r} ({type(value).__name__}), {expected}")
     return value
 
 
@@ -174,13 +271,13 @@ def parse_overrides(argv: list[str], defaults: dict) -> dict:
     overrides = {}
     for item in argv:
         if '=' not in item:
-            raise SystemExit(f"argument {item!r}: expected key=value (e.g. epoch=10)")
+            raise SystemExit(f"argument {item!r}: expected key=value (e.g. epoch=10); --help lists every key")
         key, text = item.split('=', 1)
         key = key.strip()
         if key not in defaults:
             close = difflib.get_close_matches(key, list(defaults), n=3)
             hint = f"; did you mean {', '.join(close)}?" if close else ''
-            raise SystemExit(f"argument '{key}': unknown key{hint} (all keys are in arguments.py)")
+            raise SystemExit(f"argument '{key}': unknown key{hint} (--help lists every key)")
         overrides[key] = _parse_value(key, text, defaults[key])
     return overrides
 
@@ -190,11 +287,16 @@ def is_demo(args: dict) -> bool:
     return args['path_train'] == ''
 
 
-def get_args(argv: list[str] | None = None) -> dict:
-    """Defaults ← the method's defaults ← demo settings (when no data set is configured, with the method's demo budget) ←
-    command-line overrides ← env credentials."""
+def get_args(argv: list[str] | None = None, command: str = 'python main.py') -> dict:
+    """Defaults ← the method's defaults ← demo settings (when no data set is configured, with the method's demo
+    budget) ← command-line overrides ← env credentials; every value checked (check_values). --help / -h prints the
+    keys of `command` and exits."""
     defaults = {**SYSTEM_ARGS, **EXPERIMENT_ARGS}
-    overrides = parse_overrides(sys.argv[1:] if argv is None else argv, defaults)
+    argv = sys.argv[1:] if argv is None else argv
+    if any(item in HELP_FLAGS for item in argv):
+        print_help(command)
+        raise SystemExit(0)
+    overrides = parse_overrides(argv, defaults)
     args = dict(defaults)
     args.update(overrides)
     if args['method'] not in METHODS:
@@ -207,42 +309,122 @@ def get_args(argv: list[str] | None = None) -> dict:
     for key, env in ENV_CREDENTIALS.items():
         if not args[key] and os.environ.get(env):
             args[key] = os.environ[env]
+    check_values(args)
     return args
+
+
+def documented_keys() -> list[tuple[str, list[tuple[str, str]]]]:
+    """SYSTEM_ARGS and EXPERIMENT_ARGS as written in this file: [(group heading, [(key, comment), ...]), ...].
+
+    Read from this file's own source (its `# --- heading ---` lines and each key's end-of-line comment), so the
+    help says exactly what the file says.
+    """
+    with open(__file__, encoding='utf-8') as handle:
+        tokens = list(tokenize.generate_tokens(handle.readline))
+    groups: list[tuple[str, list[tuple[str, str]]]] = []
+    depth, inside, previous, key_at = 0, False, '', {}
+    for index, token in enumerate(tokens):
+        if not inside:
+            inside = (token.type == tokenize.NAME and token.start[1] == 0 and token.string in ('SYSTEM_ARGS',
+                      'EXPERIMENT_ARGS') and [t.string for t in tokens[index + 1:index + 3]] == ['=', '{'])
+            continue
+        if token.type == tokenize.OP and token.string in '{[(':
+            depth += 1
+        elif token.type == tokenize.OP and token.string in '}])':
+            depth -= 1
+            inside = depth > 0
+        elif token.type == tokenize.STRING and depth == 1 and previous in ('{', ','):
+            key_at[token.start[0]] = ast.literal_eval(token.string)
+        elif token.type == tokenize.COMMENT:
+            heading = re.fullmatch(r'#\s*---\s*(.*?)\s*---\s*', token.string)
+            if heading:
+                groups.append((heading.group(1), []))
+            elif token.start[0] in key_at:
+                groups[-1][1].append((key_at.pop(token.start[0]), token.string.lstrip('#').strip()))
+        if token.type not in (tokenize.COMMENT, tokenize.NL, tokenize.NEWLINE):
+            previous = token.string
+    return groups
+
+
+def print_help(command: str, about: str = '') -> None:
+    """Print the usage of `command`, the quoting rule, and every key with its default and comment, grouped."""
+    print(f'usage: {command} [key=value ...]\n       {command} --help | -h\n')
+    if about:
+        print(about.strip() + '\n')
+    print('Each key=value replaces a default below. Values are Python literals (epoch=10, lr=1e-4, amp=False,\n'
+          'student_dropout=None); where the default is text, text needs no quotes (name=run1). Quote a value holding\n'
+          "quotes or spaces for the shell, which otherwise strips them (trials=['O','E'] arrives as trials=[O,E]):\n"
+          f"    {command} trials=\"['O','E']\" init_teacher_idx=[0,1] description='first try'\n"
+          'With path_train empty the built-in demo runs, and its settings [demo: ...] replace those defaults;\n'
+          "a method's recipe sets a few keys as well. Keys given here always win. Credentials are better passed by\n"
+          f"environment: {', '.join(f'{env} (or {key})' for key, env in ENV_CREDENTIALS.items())}.")
+    defaults = {**SYSTEM_ARGS, **EXPERIMENT_ARGS}
+    for heading, keys in documented_keys():
+        print(f'\n{heading}:')
+        width = max(len(key) for key, _ in keys)
+        for key, comment in keys:
+            demo = f' [demo: {DEMO_ARGS[key]!r}]' if key in DEMO_ARGS else ''
+            print(f'  {key:<{width}} = {defaults[key]!r:<12}  # {comment}{demo}')
 
 
 def _fail(key: str, value, allowed: str) -> None:
     raise SystemExit(f"argument '{key}': got {value!r}; {allowed}")
 
 
+def _check_gpus(usable_gpu: str) -> None:
+    """'' (all visible), 'cpu', or GPU ids like '0,1', which need CUDA."""
+    text = usable_gpu.strip()
+    if text in ('', 'cpu'):
+        return
+    if not re.fullmatch(r'\d+(\s*,\s*\d+)*', text):
+        _fail('usable_gpu', usable_gpu, "expected GPU ids like '0,1', 'cpu' (none) or '' (all visible)")
+    if not torch.cuda.is_available():
+        _fail('usable_gpu', usable_gpu, "no CUDA GPU is visible here; use usable_gpu=cpu (or leave it empty) to run "
+              "on the CPU")
+
+
+def check_values(args: dict) -> None:
+    """Stop when a value cannot work, naming the key, the value and what is allowed: every numeric key's range,
+    the choices, folder names, trial lists, GPUs and demo/data-path consistency. Needs no file: get_args runs it."""
+    defaults = {**SYSTEM_ARGS, **EXPERIMENT_ARGS}
+    for key, allowed in RANGES.items():
+        value = args[key]
+        if not (key in NULLABLE and value is None) and not allowed.holds(value):
+            finite = '' if math.isfinite(value) else 'a finite value, '
+            _fail(key, value, f'expected {finite}{allowed.describe(_kind(key, defaults[key]))}')
+    for key, allowed in CHOICES.items():
+        if args[key] not in allowed:
+            _fail(key, args[key], f'expected one of {list(allowed)}')
+    for key in FOLDER_NAME_KEYS:
+        if args[key] in ('', '.', '..') or re.search(r'[/\\]', args[key]):
+            _fail(key, args[key], "expected a plain folder name (not empty, '.' or '..', no '/' or '\\'): the run "
+                  "directory is path_log/project/name")
+    for key in ('path_log', 'huggingface_url'):
+        if not args[key]:
+            _fail(key, args[key], 'expected a non-empty path')
+    bad = [t for t in args['trials'] if t not in ('O', 'E', 'H')]
+    if bad or not args['trials']:
+        _fail('trials', args['trials'], """expected a non-empty list of 'O', 'E', 'H' (in bash: trials="['O','E']")""")
+    _check_gpus(args['usable_gpu'])
+    if is_demo(args):
+        for key in DEMO_DATA_KEYS:
+            if args[key]:
+                _fail(key, args[key], 'path_train is empty, so the built-in demo would run and ignore it; give '
+                      'path_train (the VoxCeleb1 dev root) as well, or leave it out')
+
+
 def check_args(args: dict, world_size: int) -> None:
-    """Stop before any data or model is loaded when a value cannot work, naming the key, value and what is allowed."""
+    """Stop before any data or model is loaded when a value cannot work (check_values), a data path does not exist,
+    or the batch does not divide among the `world_size` processes."""
+    check_values(args)
     data_keys = ('path_train', 'path_test', 'path_trials') + (('path_libri',) if args['path_libri'] else ())
     for key in data_keys:
         for path in [args[key]] if isinstance(args[key], str) else args[key]:
             if not os.path.exists(path):
                 _fail(key, path, 'that path does not exist')
-    for key in ('epoch', 'epoch_KD', 'batch_size', 'crop_size', 'seg_size', 'num_seg', 'embed_size',
-                'student_hidden_layer_num', 'T_mult', 'max_nonfinite_steps'):
-        if args[key] < 1:
-            _fail(key, args[key], 'expected a positive integer')
     if args['batch_size'] % world_size or args['batch_size'] // world_size < 2:
         _fail('batch_size', args['batch_size'], f'the global batch must divide evenly among {world_size} '
               f'process(es), at least 2 per process (BatchNorm)')
-    for key in ('freeze_epochs', 'w_embed_mse'):
-        if args[key] < 0:
-            _fail(key, args[key], 'expected 0 or more')
-    if args['num_workers'] < 0:
-        _fail('num_workers', args['num_workers'], 'expected 0 or more')
-    if not 0.0 <= args['max_bad_audio_fraction'] < 1.0:
-        _fail('max_bad_audio_fraction', args['max_bad_audio_fraction'], 'expected a fraction in [0, 1)')
-    choices = {'validation': ('test', 'heldout'), 'student_init': tuple(INIT_MODES), 'kd_cos_reduction': ('sum', 'mean'),
-               'ft_loss': ('softmax', 'aam'), 'curriculum': tuple(SCHEDULES)}
-    for key, allowed in choices.items():
-        if args[key] not in allowed:
-            _fail(key, args[key], f'expected one of {list(allowed)}')
-    bad = [t for t in args['trials'] if t not in ('O', 'E', 'H')]
-    if bad or not args['trials']:
-        _fail('trials', args['trials'], "expected a non-empty list of 'O', 'E', 'H'")
 
 
 def check_teacher_args(args: dict, teacher_layers: int, teacher_hidden: int) -> None:

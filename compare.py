@@ -19,8 +19,8 @@ import sys
 import time
 
 import main
-from arguments import ARGUMENTS_FILE, EXPERIMENT_ARGS, SYSTEM_ARGS, differing_arguments, get_args, is_demo, \
-    parse_overrides
+from arguments import ARGUMENTS_FILE, EXPERIMENT_ARGS, HELP_FLAGS, SYSTEM_ARGS, differing_arguments, get_args, \
+    is_demo, parse_overrides, print_help
 from trainer import checkpoint
 from trainer.methods import METHODS
 from utils.atomic import atomic_write_bytes
@@ -84,6 +84,9 @@ def run_method(argv: list[str], method: str, run_dir: str) -> dict | None:
 
 def compare(argv: list[str]) -> str | None:
     """Run (or reuse) every method, then print and write the table; returns the markdown (None if interrupted)."""
+    if any(item in HELP_FLAGS for item in argv):
+        print_help('python compare.py', about=__doc__)
+        raise SystemExit(0)
     overrides = parse_overrides(argv, {**SYSTEM_ARGS, **EXPERIMENT_ARGS})
     own = [key for key in OWN_KEYS if key in overrides]
     if own:

@@ -11,8 +11,8 @@ from __future__ import annotations
 import json
 import os
 
-from arguments import ARGUMENTS_FILE, EXPERIMENT_ARGS, check_args, check_teacher_args, differing_arguments, get_args, \
-    is_demo, public_args
+from arguments import ARGUMENTS_FILE, ENV_CREDENTIALS, EXPERIMENT_ARGS, check_args, check_teacher_args, \
+    differing_arguments, get_args, is_demo, public_args
 from data.bundle import build_data
 from data.demo import make_demo_corpus
 from export import export_model, export_onnx
@@ -53,7 +53,7 @@ def run(env: DistEnv, payload: tuple[dict, str, bool]) -> None:
     the best state of the last phase."""
     args, run_dir, demo = payload
     seed_everything(args['rand_seed'])
-    logger = build_logger(args, run_dir, SOURCE_DIR) if env.is_main else None
+    logger = build_logger(args, run_dir, SOURCE_DIR, credentials=ENV_CREDENTIALS) if env.is_main else None
     data = build_data(args)
     if env.is_main and args['validation'] == 'test':
         print('note: validation="test" selects the best epoch on the test trials themselves, as the original '

@@ -23,13 +23,29 @@ _STATUS = '/proc/self/status'
 _CLEAR_REFS = '/proc/self/clear_refs'
 
 
+def at_least(low: float, kind: type = int, why: str = '') -> Callable[[str], float]:
+    """An argparse `type`: a number of `kind` >= low, else a one-line error saying what is expected (and `why`)."""
+    def parse(text: str) -> float:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f'expected {"an int" if kind is int else "a number"}, got {text!r}')
+        if value < low:
+            reason = f' ({why})' if why else ''
+            raise argparse.ArgumentTypeError(f'expected a value >= {low:g}{reason}, got {text}')
+        return value
+    return parse
+
+
 def add_runtime_args(parser: argparse.ArgumentParser, repeats: int, warmup: int = 1) -> None:
     """The options every script shares: device, CPU threads, measured rounds and warm-up runs."""
     parser.add_argument('--device', default='auto', help="'auto' (GPU when visible), 'cpu' or 'cuda:N'")
-    parser.add_argument('--threads', type=int, default=0, help='torch CPU threads (0 = torch default)')
+    parser.add_argument('--threads', type=at_least(0), default=0, help='torch CPU threads (0 = torch default)')
     by_device = ' (0 = by device)' if repeats == 0 else ''
-    parser.add_argument('--repeats', type=int, default=repeats, help=f'measured rounds, figures are medians{by_device}')
-    parser.add_argument('--warmup', type=int, default=warmup, help=f'unmeasured runs of each case first{by_device}')
+    parser.add_argument('--repeats', type=at_least(0 if by_device else 1), default=repeats,
+                        help=f'measured rounds, figures are medians{by_device}')
+    parser.add_argument('--warmup', type=at_least(0), default=warmup,
+                        help=f'unmeasured runs of each case first{by_device}')
 
 
 def apply_runtime_args(args: argparse.Namespace) -> torch.device:

@@ -29,7 +29,8 @@ import soundfile as sf
 import torch
 from torch.utils.data import DataLoader
 
-from bench.common import add_runtime_args, apply_runtime_args, machine_line, print_table, run_interleaved
+from arguments import MIN_CROP
+from bench.common import add_runtime_args, apply_runtime_args, at_least, machine_line, print_table, run_interleaved
 from bench.paper_model import build_paper, joint_model, random_batch, save_random_teacher
 from bench.train_step import StepCase, measure_steps
 from data.audio import SAMPLE_RATE
@@ -91,16 +92,19 @@ def step_crops_per_s(batch: int, crop: int, device: torch.device, repeats: int) 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('--files', type=int, default=200, help='VoxCeleb1-layout .wav files')
-    parser.add_argument('--file-seconds', type=float, default=8.0, help='length of each .wav file')
-    parser.add_argument('--libri-files', type=int, default=50, help='LibriSpeech-layout .flac files (12-16 s)')
-    parser.add_argument('--items', type=int, default=1000, help='items per pass (the .wav files cycled)')
-    parser.add_argument('--crop', type=int, default=48000, help='crop length in samples (paper: 48000)')
-    parser.add_argument('--batch', type=int, default=2, help='items per batch (as in bench/train_step.py)')
-    parser.add_argument('--workers', type=int, nargs='+', default=[0, 1, 2], help='DataLoader worker counts')
-    parser.add_argument('--step-crops-per-s', type=float, default=0.0,
+    parser.add_argument('--files', type=at_least(1), default=200, help='VoxCeleb1-layout .wav files')
+    parser.add_argument('--file-seconds', type=at_least(MIN_CROP / SAMPLE_RATE, float, why='the shortest crop'),
+                        default=8.0, help='length of each .wav file')
+    parser.add_argument('--libri-files', type=at_least(1), default=50, help='LibriSpeech-layout .flac files (12-16 s)')
+    parser.add_argument('--items', type=at_least(1), default=1000, help='items per pass (the .wav files cycled)')
+    parser.add_argument('--crop', type=at_least(MIN_CROP, why='the CNN frames a SpecAugment time mask needs'),
+                        default=48000, help='crop length in samples (paper: 48000)')
+    parser.add_argument('--batch', type=at_least(2, why='BatchNorm needs 2 items in a batch'), default=2,
+                        help='items per batch (as in bench/train_step.py)')
+    parser.add_argument('--workers', type=at_least(0), nargs='+', default=[0, 1, 2], help='DataLoader worker counts')
+    parser.add_argument('--step-crops-per-s', type=at_least(0.0, float), default=0.0,
                         help='crops/s a training step consumes; 0 = measure it here')
-    parser.add_argument('--step-repeats', type=int, default=3, help='measured training steps when measuring')
+    parser.add_argument('--step-repeats', type=at_least(1), default=3, help='measured training steps when measuring')
     add_runtime_args(parser, repeats=3)
     args = parser.parse_args(argv)
     device = apply_runtime_args(args)

@@ -27,7 +27,7 @@ import time
 import torch
 import torch.distributed as dist
 
-from bench.common import (Series, add_runtime_args, apply_runtime_args, machine_line, ms, pct, print_table,
+from bench.common import (Series, add_runtime_args, apply_runtime_args, at_least, machine_line, ms, pct, print_table,
                           synchronize)
 from bench.inference import embedding_calls, measure_inference, print_parameters, teacher_backend
 from bench.paper_model import SIZES, attention_in_use, build_paper, joint_model, random_batch, save_random_teacher
@@ -65,11 +65,13 @@ def process_group_check(device: torch.device, repeats: int = 10) -> list[list[st
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('--batch', type=int, default=0,
+    parser.add_argument('--batch', type=at_least(0), default=0,
                         help='training items per step (0 = 25 on GPU, 2 on CPU; BatchNorm needs 2)')
     parser.add_argument('--model', choices=SIZES, default='base', help='base = HuBERT-base (paper), tiny = smoke')
     add_runtime_args(parser, repeats=0, warmup=0)
     args = parser.parse_args(argv)
+    if args.batch == 1:
+        parser.error('argument --batch: expected 0 (by device) or a value >= 2 (BatchNorm needs 2 items in a batch)')
     device = apply_runtime_args(args)
     gpu = device.type == 'cuda'
     sizes = dict(GPU_SIZES if gpu else CPU_SIZES)

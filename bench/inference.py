@@ -28,8 +28,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from bench.common import (Series, add_runtime_args, apply_runtime_args, discard, machine_line, ms, pct, print_table,
-                          run_interleaved)
+from arguments import MIN_SEGMENT
+from bench.common import (Series, add_runtime_args, apply_runtime_args, at_least, discard, machine_line, ms, pct,
+                          print_table, run_interleaved)
 from bench.paper_model import SIZES, attention_in_use, build_paper, joint_model, save_random_teacher
 from export.model import min_samples
 from export.onnx_export import onnx_bytes
@@ -186,8 +187,9 @@ def print_parameters(parts: Models, backend: nn.Module) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('--seconds', type=float, nargs='+', default=[3.0, 8.0], help='audio lengths')
-    parser.add_argument('--batch', type=int, default=8, help='throughput batch (latency is batch 1)')
+    parser.add_argument('--seconds', type=at_least(MIN_SEGMENT / SAMPLE_RATE, float, why="the CNN's receptive field"),
+                        nargs='+', default=[3.0, 8.0], help='audio lengths')
+    parser.add_argument('--batch', type=at_least(1), default=8, help='throughput batch (latency is batch 1)')
     parser.add_argument('--teacher-backend', choices=sorted(AGGREGATIONS), default='tuner')
     parser.add_argument('--model', choices=SIZES, default='base', help='base = HuBERT-base (paper), tiny = smoke')
     add_runtime_args(parser, repeats=3)

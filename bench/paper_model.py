@@ -9,9 +9,21 @@ class-weighted softmax over VoxCeleb1's 1,211 speakers). Speed does not depend o
 The attention kernel: transformers picks SDPA by default (what the project runs). For the eager-attention reference
 the loader that build_models calls is swapped for one passing `attn_implementation`, so the rest of the wiring is
 build_models' own; the student inherits the teacher's kernel through its copied config.
+
+Run as a script, it builds the model and prints its parts' parameter counts and the losses of one forward pass on
+a random batch, a check that the configuration the benchmarks time is built and runs:
+
+    python bench/paper_model.py [--model base|tiny] [--attention eager|sdpa] [--batch 2] [--crop 48000]
 """
 from __future__ import annotations
 
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import argparse
+import tempfile
 from typing import Callable
 from unittest import mock
 
@@ -20,8 +32,10 @@ import torch
 from transformers import AutoConfig, AutoModel, HubertConfig, HubertModel, PreTrainedModel
 
 import models
-from arguments import DEMO_ARGS, EXPERIMENT_ARGS, SYSTEM_ARGS
+from arguments import DEMO_ARGS, EXPERIMENT_ARGS, MIN_CROP, SYSTEM_ARGS
+from bench.common import at_least, machine_line, pick_device, print_table
 from models import Models, build_models
+from models.summary import count
 from models.teacher import make_tiny_teacher
 from data.curriculum import Batch
 from trainer.methods import METHODS, JointKDFT
@@ -90,3 +104,37 @@ def random_batch(batch_size: int, crop: int, device: torch.device, seed: int = 0
     x_ft = 0.1 * torch.randn(batch_size, crop, generator=gen)  # [B, S]
     y = torch.randint(0, NUM_SPEAKERS, (batch_size,), generator=gen)  # [B]
     return Batch(x_kd, x_ft, y, torch.zeros(batch_size, dtype=torch.bool), []).to(device)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('--model', choices=SIZES, default='base', help='base = HuBERT-base (paper), tiny = smoke')
+    parser.add_argument('--attention', choices=('eager', 'sdpa'), default=None,
+                        help="attention kernel forced on teacher and student (default: transformers' choice)")
+    parser.add_argument('--batch', type=at_least(2, why='BatchNorm needs 2 items in a batch'), default=2,
+                        help='items of the random batch (each: a KD and an FT crop)')
+    parser.add_argument('--crop', type=at_least(MIN_CROP, why='the CNN frames a SpecAugment time mask needs'),
+                        default=48000, help='crop length in 16 kHz samples (paper: 48000)')
+    parser.add_argument('--device', default='auto', help="'auto' (GPU when visible), 'cpu' or 'cuda:N'")
+    args = parser.parse_args(argv)
+    device = pick_device(args.device)
+    print(machine_line(device))
+    with tempfile.TemporaryDirectory() as folder:
+        parts = build_paper(save_random_teacher(os.path.join(folder, 'teacher'), args.model), args.attention)
+    core, _ = joint_model(parts, device)
+    teacher = parts.teacher.to(device)
+    print(f'attention in use: {attention_in_use(parts)}')
+    print_table(f'os_kdft2, {args.model} teacher: parameters', ['part', 'M'],
+                [[name, f'{count(module) / 1e6:.2f}'] for name, module in
+                 (('teacher (frozen)', teacher.model), ('student', parts.student), ('back-end', parts.backend),
+                  ('KD heads', parts.kd_loss), ('speaker classifier', parts.ft_loss),
+                  ('trained in a joint step', core))])
+    batch = random_batch(args.batch, args.crop, device)
+    with torch.no_grad():
+        losses = core(batch, teacher(batch.x_kd))
+    print_table(f"one forward pass, batch {args.batch} x (KD + FT) crops of {args.crop / 16000:g} s", ['loss', 'value'],
+                [[name, f'{value.item():.4f}'] for name, value in losses.items()])
+
+
+if __name__ == '__main__':
+    main()

@@ -1,6 +1,7 @@
 """Trial scoring at VoxCeleb1-O scale: the project's vectorised scoring against a per-trial Python loop.
 
-Input: the real original VoxCeleb1-O list (`--trials`, 37,720 trials over 4,715 utterances), its keys plus filler
+Input: the real original VoxCeleb1-O list (`--trials`, shipped as data/lists/veri_test.txt: 37,720 trials over 4,715
+utterances; `--max-trials` keeps the first N for a quick run), its keys plus filler
 keys up to `--utterances` (4,874, the test set) in shuffled row order, and random 192-d embeddings with speaker
 structure (a random centre per speaker plus utterance and segment noise, so the EER is a number worth comparing):
 one full embedding and `--num-seg` TTA segment embeddings per utterance. Measured (median of interleaved rounds):
@@ -10,7 +11,7 @@ here from its description: a Python loop over trials, per trial the torch cosine
 cosine over all num_seg x num_seg segment pairs; it is followed by the same metrics. On a CPU shared with other
 processes, run it with `--threads 1`: the loop's tiny torch ops otherwise wait on a descheduled second thread.
 
-    python bench/scoring.py [--trials ../shared/data/veri_test.txt] [--repeats 5] [--threads 1]
+    python bench/scoring.py [--trials data/lists/veri_test.txt] [--max-trials N] [--repeats 5] [--threads 1]
 """
 from __future__ import annotations
 
@@ -25,12 +26,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from bench.common import add_runtime_args, apply_runtime_args, discard, machine_line, ms, print_table, run_interleaved
+from bench.common import (add_runtime_args, apply_runtime_args, at_least, discard, machine_line, ms, print_table,
+                          run_interleaved)
 from data.trials import Trials, read_trials, trial_index
 from trainer.evaluate import evaluate_trials, score_trials
 from utils.metrics import verification_metrics
 
 TARGET_S = 0.1  # score_trials + metrics of every kind
+VOX1_O = os.path.join(REPO, 'data', 'lists', 'veri_test.txt')  # the public VoxCeleb1-O list, in the repository
 KINDS = ('full', 'tta', 'full_tta')
 
 
@@ -81,15 +84,21 @@ def reference_pass(full: np.ndarray, tta: np.ndarray, keys: list[str], trials: T
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('--trials', default=os.path.join(REPO, '..', 'shared', 'data', 'veri_test.txt'))
-    parser.add_argument('--utterances', type=int, default=4874, help='embedding rows (VoxCeleb1 test: 4,874)')
-    parser.add_argument('--num-seg', type=int, default=5, help='TTA segments per utterance')
-    parser.add_argument('--dim', type=int, default=192, help='embedding size')
-    parser.add_argument('--noise', type=float, default=1.4, help='scale of the utterance and segment noise')
+    parser.add_argument('--trials', default=VOX1_O, help='trial list (label enroll_key test_key per line); '
+                                                         'default: the VoxCeleb1-O list in data/lists')
+    parser.add_argument('--max-trials', type=at_least(0), default=0, help='score only the first N trials (0 = all)')
+    parser.add_argument('--utterances', type=at_least(1), default=4874, help='embedding rows (VoxCeleb1 test: 4,874)')
+    parser.add_argument('--num-seg', type=at_least(1), default=5, help='TTA segments per utterance')
+    parser.add_argument('--dim', type=at_least(1), default=192, help='embedding size')
+    parser.add_argument('--noise', type=at_least(0, float), default=1.4,
+                        help='scale of the utterance and segment noise')
     add_runtime_args(parser, repeats=5)
     args = parser.parse_args(argv)
     device = apply_runtime_args(args)
     trials = read_trials(args.trials)
+    if args.max_trials:
+        kept = slice(0, args.max_trials)
+        trials = Trials(trials.name, trials.labels[kept], trials.enroll[kept], trials.test[kept])
     used = list(dict.fromkeys(trials.enroll + trials.test))
     filler = [f'id99999/filler{i:06d}/00001.wav' for i in range(max(args.utterances - len(used), 0))]
     keys = [(used + filler)[i] for i in np.random.default_rng(1).permutation(len(used) + len(filler))]

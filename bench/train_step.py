@@ -13,7 +13,7 @@ Variants: the project (transformers' default SDPA attention, teacher under torch
 reference (eager attention, teacher run with autograd enabled and its states detached), and the two mixed cases.
 Every variant draws the same LayerDrop / SpecAugment / noise in a round (same seeds), so they do equal work.
 
-    python bench/train_step.py [--batch 2] [--crop 48000] [--repeats 3] [--threads 1]
+    python bench/train_step.py [--batch 2] [--crop 48000] [--repeats 3] [--threads 1] [--model base|tiny]
 """
 from __future__ import annotations
 
@@ -33,8 +33,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from bench.common import (PeakMemory, Series, add_runtime_args, apply_runtime_args, gib, machine_line, print_table,
-                          run_interleaved, synchronize)
+from arguments import MIN_CROP
+from bench.common import (PeakMemory, Series, add_runtime_args, apply_runtime_args, at_least, gib, machine_line,
+                          print_table, run_interleaved, synchronize)
 from bench.paper_model import SIZES, attention_in_use, build_paper, joint_model, random_batch, save_random_teacher
 from models.summary import count
 from models.teacher import Teacher
@@ -160,8 +161,10 @@ def print_steps(title: str, results: dict[str, dict[str, Series]], batch_size: i
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('--batch', type=int, default=2, help='items per step (each: a KD and an FT crop)')
-    parser.add_argument('--crop', type=int, default=48000, help='crop length in 16 kHz samples (paper: 48000)')
+    parser.add_argument('--batch', type=at_least(2, why='BatchNorm needs 2 items in a batch'), default=2,
+                        help='items per step (each: a KD and an FT crop), at least 2')
+    parser.add_argument('--crop', type=at_least(MIN_CROP, why='the CNN frames a SpecAugment time mask needs'),
+                        default=48000, help=f'crop length in 16 kHz samples (paper: 48000), at least {MIN_CROP}')
     parser.add_argument('--model', choices=SIZES, default='base', help='base = HuBERT-base (paper), tiny = smoke')
     add_runtime_args(parser, repeats=3)
     args = parser.parse_args(argv)

@@ -153,8 +153,9 @@ def hold_out_speakers(utts: UtteranceIndex, num_speakers: int,
     """Split `utts` into (training, held-out) by drawing `num_speakers` whole speakers for validation."""
     speakers = utts.speakers()
     if not 0 < num_speakers < len(speakers):
-        raise ValueError(f"cannot hold out {num_speakers} of {len(speakers)} speakers (need 0 < val_speakers < "
-                         f"number of dev speakers)")
+        raise ValueError(f"argument 'val_speakers': cannot hold out {num_speakers} of {len(speakers)} speakers; "
+                         f"expected 1 to {len(speakers) - 1} (validation='heldout' keeps at least one dev speaker for "
+                         f"training)")
     held = rng.choice(speakers, size=num_speakers, replace=False)  # [H]
     held_labels = np.flatnonzero(np.isin(utts.speaker_ids, held))  # [H]
     mask = np.isin(utts.labels, held_labels)  # [U]

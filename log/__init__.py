@@ -1,6 +1,6 @@
 """Experiment logging: local files, wandb and neptune behind the original OS-KDFT builder API.
 
-Use `build_logger(args, run_dir, source_dir)` from main (rank 0 only), or the builder directly:
+Use `build_logger(args, run_dir, source_dir, credentials)` from main (rank 0 only), or the builder directly:
 `LogModuleController.Builder(name, project).use_local(path_log)....build()`.
 """
 from log.base import Logger

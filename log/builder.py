@@ -2,9 +2,11 @@
 
     logger = LogModuleController.Builder(name, project
         ).tags(tags).description(text).save_source_files(path).use_local(path_log
-        ).use_wandb(user, token).use_neptune(user, token, mode='offline').build()
+        ).use_wandb(user, token).use_neptune(user, token, mode='offline'
+        ).credentials({'wandb_token': 'WANDB_API_KEY'}).build()
 
-The facade checks every call once, masks secrets, and fans it out to each backend. An online
+The facade checks every call once, masks secrets, and fans it out to each backend. Which argument keys hold
+credentials is the application's to say (`credentials`); trackers start with them masked on the command line. An online
 tracker that fails (at start or in any call) is reported once with a TrackerWarning and dropped;
 the run goes on with the others. A failure of the local logger is raised: those files are the record.
 """
@@ -13,17 +15,16 @@ from __future__ import annotations
 import os
 import re
 import warnings
-from typing import Callable
+from typing import Callable, Iterable, Mapping
 
 import numpy as np
 from matplotlib.figure import Figure
 
-from arguments import ENV_CREDENTIALS
 from log.base import Logger, check_figure, check_name, check_step, check_value
 from log.local import LocalLogger
 from log.neptune_logger import NEPTUNE_MODES, NeptuneLogger
 from log.plots import det_figure
-from log.redact import Redactor
+from log.redact import Redactor, masked_command_line
 from log.wandb_logger import WandbLogger
 
 TRACKERS: dict[str, type[Logger]] = {'wandb': WandbLogger, 'neptune': NeptuneLogger}
@@ -143,6 +144,9 @@ class LogModuleController(Logger):
             self._source_dir: str | None = None
             self._path_log: str | None = None
             self._trackers: dict[str, dict] = {}
+            self._secret_keys: list[str] = []
+            self._secret_environment: list[str] = []
+            self._secret_values: list[str] = []
 
         def tags(self, tags: list[str]) -> LogModuleController.Builder:
             """Tags of the run on the trackers."""
@@ -199,16 +203,36 @@ class LogModuleController(Logger):
                                              stop_timeout=stop_timeout)
             return self
 
+        def credentials(self, keys_to_environment: Mapping[str, str],
+                        values: Iterable[str] = ()) -> LogModuleController.Builder:
+            """Argument keys that hold credentials, each with the environment variable that may hold it instead
+            (e.g. {'wandb_token': 'WANDB_API_KEY'}), and credential `values` known beside the trackers' tokens.
+
+            Those keys are masked by key in the logged arguments and on the command line the trackers record; the
+            variables' values, `values` and the tokens given to use_wandb / use_neptune are masked wherever they
+            appear.
+            """
+            pairs = dict(keys_to_environment)
+            values = list(values)
+            if not all(isinstance(item, str) for item in (*pairs, *pairs.values(), *values)):
+                raise TypeError(f'credentials: keys, environment variable names and values must be str, got '
+                                f'{pairs!r} and {len(values)} value(s)')
+            self._secret_keys += list(pairs)
+            self._secret_environment += list(pairs.values())
+            self._secret_values += values
+            return self
+
         @property
         def run_dir(self) -> str | None:
             """path_log/project/name, once use_local was called."""
             return None if self._path_log is None else os.path.join(self._path_log, self._project, self._name)
 
         def secrets(self) -> list[str]:
-            """Every credential this run could use: the tokens given and those in the environment."""
+            """Every credential this run could use: the tokens given, the values given to `credentials` and those in
+            its environment variables."""
             given = [settings.get('api_key') or settings.get('api_token') for settings in self._trackers.values()]
-            environment = [os.environ.get(variable, '') for variable in ENV_CREDENTIALS.values()]
-            return [secret for secret in given + environment if secret]
+            environment = [os.environ.get(variable, '') for variable in self._secret_environment]
+            return [secret for secret in given + self._secret_values + environment if secret]
 
         def build(self) -> LogModuleController:
             """Start every requested logger; a tracker that cannot start is warned about once and left out."""
@@ -216,14 +240,16 @@ class LogModuleController(Logger):
                 raise ValueError('no logger requested: call use_local, use_wandb and/or use_neptune before build()')
             if self._source_dir is not None and self._path_log is None:
                 raise ValueError('save_source_files needs use_local: the copy goes into the local run directory')
-            redactor = Redactor(self.secrets())
+            redactor = Redactor(self.secrets(), self._secret_keys)
             backends: list[Logger] = []
             if self.run_dir is not None:
                 backends.append(LocalLogger(self.run_dir, redactor, self._source_dir))
             for tracker, settings in self._trackers.items():
                 try:
-                    backends.append(TRACKERS[tracker](run_name=self._name, tags=[redactor.text(t) for t in self._tags],
-                                                      description=redactor.text(self._description), **settings))
+                    with masked_command_line(redactor):  # trackers record sys.argv (wandb: its run metadata)
+                        backends.append(TRACKERS[tracker](
+                            run_name=self._name, tags=[redactor.text(t) for t in self._tags],
+                            description=redactor.text(self._description), **settings))
                 except Exception as error:
                     warnings.warn(f'{tracker} tracker could not start, the run continues without it: '
                                   f'{describe_failure(error, redactor)}', TrackerWarning, stacklevel=2)

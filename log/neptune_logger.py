@@ -5,6 +5,10 @@ Modes: 'async' (default, never blocks a logging call), 'sync', 'offline' (operat
 'debug' (nothing kept). The token comes from the argument or, when empty, NEPTUNE_API_TOKEN
 (read by neptune itself). Source upload, console capture and git metadata are off: the source
 copy is the local logger's (with secrets masked), and only what is logged explicitly leaves.
+
+Neptune cannot hold a value and a namespace at one path, while the trainer logs a total beside its parts
+('loss' and 'loss/kd', 'kd/loss' and 'kd/loss/kd'): a metric whose last segment names such a total is logged one
+level down in neptune ('loss' -> 'loss/total'; `neptune_path`), the local files keep the names as logged.
 """
 from __future__ import annotations
 
@@ -17,6 +21,14 @@ from matplotlib.figure import Figure
 from log.base import Logger
 
 NEPTUNE_MODES = ('async', 'sync', 'offline', 'debug')
+# last segment of a metric that is the total of metrics logged under it -> the leaf it gets in neptune
+TOTAL_LEAVES = {'loss': 'total'}
+
+
+def neptune_path(name: str) -> str:
+    """Where metric `name` goes in neptune: 'loss' -> 'loss/total', 'kd/loss' -> 'kd/loss/total', else `name`."""
+    leaf = TOTAL_LEAVES.get(name.rsplit('/', 1)[-1])
+    return f'{name}/{leaf}' if leaf else name
 
 
 class NeptuneLogger(Logger):
@@ -54,8 +66,8 @@ class NeptuneLogger(Logger):
         self._run['parameters'] = self._stringify(args)
 
     def log_metric(self, name: str, value: float, step: int | None = None) -> None:
-        """Append the value to the float series `name`."""
-        self._run[name].append(value, step=step)
+        """Append the value to the float series of `name` (at `neptune_path(name)`)."""
+        self._run[neptune_path(name)].append(value, step=step)
 
     def log_text(self, name: str, text: str) -> None:
         """Upload the whole text so far as `name` (a .txt file: no length limit, unlike string series)."""

@@ -4,7 +4,8 @@ The mode follows wandb's own WANDB_MODE (online | offline | disabled) and the fi
 puts them (WANDB_DIR, else ./wandb); the token comes from the
 argument or, when that is empty, from WANDB_API_KEY (read by wandb itself). `wandb.init` is bounded
 by `init_timeout`, so an unreachable server fails the start in that time instead of hanging.
-Console capture, code saving and git metadata are off: only what is logged explicitly leaves.
+Console capture, code saving, git and system metadata (host, program, command line) are off: only what is
+logged explicitly leaves.
 """
 from __future__ import annotations
 
@@ -34,7 +35,7 @@ class WandbLogger(Logger):
         self._wandb = wandb
         settings = wandb.Settings(init_timeout=init_timeout, api_key=api_key or None, console='off',
                                   save_code=False, disable_code=True, disable_git=True,
-                                  silent=True)
+                                  x_disable_meta=True, silent=True)
         self._run = wandb.init(project=project, entity=entity or None, name=run_name, tags=list(tags),
                                notes=description, settings=settings)
         self._run.define_metric(STEP_KEY, hidden=True)

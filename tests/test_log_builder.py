@@ -1,11 +1,13 @@
 """The builder API, build_logger's use of arguments.py keys, and dropping trackers that fail mid-run."""
+import ast
+import glob
 import os
 import warnings
 
 import pytest
 import wandb
 
-from arguments import get_args
+from arguments import ENV_CREDENTIALS, get_args
 from helpers_log import fresh_wandb  # noqa: F401  (a fixture)
 from log import TRACKERS, LogModuleController, NeptuneLogger, TrackerWarning, WandbLogger, build_logger
 
@@ -22,7 +24,7 @@ def test_build_logger_reads_the_argument_keys(tmp_path):
     (source / 'main.py').write_text('print(1)\n')
     args = demo_args(tmp_path)
     run_dir = os.path.join(args['path_log'], args['project'], args['name'])
-    logger = build_logger(args, run_dir, str(source))
+    logger = build_logger(args, run_dir, str(source), ENV_CREDENTIALS)
     assert logger.backends == ('local',)            # use_wandb / use_neptune default to False
     logger.finish()
     parameters = open(os.path.join(run_dir, 'parameters.txt')).read().splitlines()
@@ -30,9 +32,11 @@ def test_build_logger_reads_the_argument_keys(tmp_path):
     assert 'use_wandb: False' in parameters and f"tags: {args['tags']}" in parameters
     assert open(os.path.join(run_dir, 'source', 'main.py')).read() == 'print(1)\n'
     with pytest.raises(ValueError, match='is not path_log/project/name'):
-        build_logger(args, str(tmp_path / 'elsewhere'), str(source))
+        build_logger(args, str(tmp_path / 'elsewhere'), str(source), ENV_CREDENTIALS)
     with pytest.raises(TypeError, match="'use_neptune' must be True or False"):
-        build_logger({**args, 'use_neptune': 'yes'}, run_dir, str(source))
+        build_logger({**args, 'use_neptune': 'yes'}, run_dir, str(source), ENV_CREDENTIALS)
+    with pytest.raises(ValueError, match=r"credential keys \['api_secret'\]"):
+        build_logger(args, run_dir, str(source), {'api_secret': 'API_SECRET'})
 
 
 def test_build_logger_starts_the_trackers_switched_on(tmp_path, monkeypatch, fresh_wandb):
@@ -41,7 +45,7 @@ def test_build_logger_starts_the_trackers_switched_on(tmp_path, monkeypatch, fre
     monkeypatch.setenv('WANDB_DIR', str(tmp_path))
     args = demo_args(tmp_path, 'use_wandb=True', 'use_neptune=True', 'neptune_mode=offline')
     run_dir = os.path.join(args['path_log'], args['project'], args['name'])
-    logger = build_logger(args, run_dir, str(tmp_path))
+    logger = build_logger(args, run_dir, str(tmp_path), ENV_CREDENTIALS)
     assert logger.backends == ('local', 'wandb', 'neptune')
     assert isinstance(logger.backend('wandb'), TRACKERS['wandb'])
     assert isinstance(logger.backend('neptune'), TRACKERS['neptune'])
@@ -91,6 +95,8 @@ def test_builder_refuses_bad_settings_with_clear_errors(tmp_path):
         Builder('run', 'proj').use_wandb('', '', init_timeout=0)
     with pytest.raises(TypeError, match='use_wandb: token must be a str'):
         Builder('run', 'proj').use_wandb('', None)
+    with pytest.raises(TypeError, match='credentials: keys, environment variable names and values must be str'):
+        Builder('run', 'proj').credentials({'wandb_token': None})
     assert TRACKERS == {'wandb': WandbLogger, 'neptune': NeptuneLogger}
 
 
@@ -112,3 +118,18 @@ def test_import_log_is_this_package():
     repository = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     assert os.path.dirname(os.path.abspath(log.__file__)) == os.path.join(repository, 'log')
     assert log.build_logger is build_logger
+
+
+def test_log_imports_neither_the_application_arguments_nor_the_trainer():
+    """log/ is below the application: the credential keys are passed in, nothing is imported from above."""
+    repository = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    imported = {}
+    for path in sorted(glob.glob(os.path.join(repository, 'log', '*.py'))):
+        with open(path, encoding='utf-8') as handle:
+            tree = ast.parse(handle.read())
+        names = [alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names]
+        names += [node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module]
+        imported[os.path.basename(path)] = {name.split('.')[0] for name in names}
+    assert 'builder.py' in imported and 'log' in imported['builder.py']  # the walk saw the package's own imports
+    upward = {name: sorted(tops & {'arguments', 'trainer', 'main', 'export'}) for name, tops in imported.items()}
+    assert all(not tops for tops in upward.values()), upward

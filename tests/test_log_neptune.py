@@ -24,7 +24,8 @@ def test_offline_run_records_what_was_logged(tmp_path, monkeypatch):
     monkeypatch.delenv('NEPTUNE_MODE', raising=False)
     monkeypatch.delenv('NEPTUNE_DATA_DIRECTORY', raising=False)
     logger = (LogModuleController.Builder('run', 'proj').tags(['t1']).description('a test run')
-              .use_local(str(tmp_path / 'runs')).use_neptune('workspace', '', mode='offline').build())
+              .use_local(str(tmp_path / 'runs')).use_neptune('workspace', '', mode='offline')
+              .credentials({'neptune_token': 'NEPTUNE_API_TOKEN'}).build())
     assert logger.backends == ('local', 'neptune')
     logger.log_arguments({'epoch': 3, 'neptune_token': 'not-a-real-token', 'trials': ['O', 'E'], 'x': None})
     logger.log_metric('eer/val', 3.25, step=1)
@@ -95,3 +96,30 @@ def test_online_start_that_fails_leaves_a_complete_local_run(tmp_path, monkeypat
     run_dir = tmp_path / 'runs' / 'proj' / 'run'
     assert (run_dir / 'eer' / 'val.txt').read_text() == '[0] eer/val: 4.0\n'
     assert (run_dir / 'texts' / 'notes.txt').read_text() == 'still here\n'
+
+
+def test_a_total_and_its_parts_share_a_name_without_dropping_neptune(tmp_path, monkeypatch):
+    """'loss' beside 'loss/kd' (and a phase's 'kd/loss' beside 'kd/loss/kd'): neptune keeps the total one level
+    down ('loss/total'), the local files keep the names as logged, and neptune stays for every epoch."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv('NEPTUNE_MODE', raising=False)
+    monkeypatch.delenv('NEPTUNE_DATA_DIRECTORY', raising=False)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter('always')
+        logger = (LogModuleController.Builder('run', 'proj').use_local(str(tmp_path / 'runs'))
+                  .use_neptune('workspace', '', mode='offline').build())
+        for epoch in range(1, 4):
+            for name, value in (('loss', 1.0), ('loss/kd', 0.25), ('kd/loss', 2.0), ('kd/loss/kd', 0.5)):
+                logger.log_metric(name, value / epoch, step=epoch)
+        assert logger.backends == ('local', 'neptune')
+        logger.finish()
+    assert not [w for w in caught if issubclass(w.category, TrackerWarning)]
+    operations = neptune_operations(str(tmp_path / '.neptune'))
+    assert logged_floats(operations, ['loss', 'total']) == [(e, 1.0 / e) for e in range(1, 4)]
+    assert logged_floats(operations, ['loss', 'kd']) == [(e, 0.25 / e) for e in range(1, 4)]
+    assert logged_floats(operations, ['kd', 'loss', 'total']) == [(e, 2.0 / e) for e in range(1, 4)]
+    assert logged_floats(operations, ['kd', 'loss', 'kd']) == [(e, 0.5 / e) for e in range(1, 4)]
+    assert logged_floats(operations, ['loss']) == []
+    run_dir = tmp_path / 'runs' / 'proj' / 'run'
+    assert (run_dir / 'loss.txt').read_text().splitlines() == [f'[{e}] loss: {1.0 / e}' for e in range(1, 4)]
+    assert (run_dir / 'kd' / 'loss' / 'kd.txt').read_text().splitlines()[0] == '[1] kd/loss/kd: 0.5'
