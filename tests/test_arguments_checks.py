@@ -12,7 +12,8 @@ from transformers import HubertConfig
 import arguments
 import main
 from arguments import EXPERIMENT_ARGS, NULLABLE, RANGES, SYSTEM_ARGS, get_args, print_help
-from data.voxceleb import Utterance, hold_out_speakers
+from data.utterance_index import Utterance, UtteranceIndex
+from data.voxceleb import hold_out_speakers
 
 DEFAULTS = {**SYSTEM_ARGS, **EXPERIMENT_ARGS}
 DATA = 'path_train=/data/vox1/dev/wav'  # a data set configured (not checked to exist until check_args)
@@ -122,7 +123,8 @@ def test_a_visible_gpu_is_accepted():
 
 
 def test_holding_out_all_speakers_names_val_speakers():
-    utts = [Utterance(f'/x/id{s}/v/{u}.wav', f'id{s}/v/{u}.wav', f'id{s}') for s in range(4) for u in range(2)]
+    utts = UtteranceIndex.from_utterances([Utterance(f'/x/id{s}/v/{u}.wav', f'id{s}/v/{u}.wav', f'id{s}')
+                                           for s in range(4) for u in range(2)])
     with pytest.raises(ValueError, match=r"^argument 'val_speakers': cannot hold out 4 of 4 speakers; expected 1 to 3"):
         hold_out_speakers(utts, 4, np.random.default_rng(0))
     train, held = hold_out_speakers(utts, 3, np.random.default_rng(0))
