@@ -54,13 +54,9 @@ SCHEDULES: dict[str, Callable[[int, int, float], float]] = {
 
 
 def kd_probability(schedule: str, epoch: int, total: int, p_const: float) -> float:
-    """p(epoch) of the named schedule, with the schedule name and the epoch range checked."""
-    if schedule not in SCHEDULES:
-        raise ValueError(f"curriculum {schedule!r} unknown; choose among {sorted(SCHEDULES)}")
+    """p(epoch) of the named schedule (names and curriculum_p are checked by arguments.check_values)."""
     if not 1 <= epoch <= total:
         raise ValueError(f"epoch {epoch} outside 1..{total} (epochs are numbered from 1)")
-    if not 0.0 <= p_const <= 1.0:
-        raise ValueError(f"curriculum_p must lie in [0, 1], got {p_const}")
     return SCHEDULES[schedule](epoch, total, p_const)
 
 
@@ -77,8 +73,6 @@ class CurriculumTrainSet(Dataset):
                  max_bad_fraction: float = 0.0, kd_audio: bool = True, ft_audio: bool = True) -> None:
         if not ft_utts:
             raise ValueError("the training list is empty (no VoxCeleb1 dev utterances; check path_train)")
-        if crop_size <= 0:
-            raise ValueError(f"crop_size must be positive, got {crop_size}")
         lowest = min(kd_probability(schedule, e, total_epochs, p_const) for e in range(1, total_epochs + 1))
         if kd_audio and not kd_paths and lowest < 1.0:
             raise ValueError(f"curriculum {schedule!r} draws LibriSpeech KD items (p(VoxCeleb) = {lowest:.3f} < 1 "

@@ -12,17 +12,6 @@ from torch import nn
 FRAME_REDUCTIONS = {'sum': torch.sum, 'mean': torch.mean}
 
 
-def check_target_layers(target_layer_idx: Sequence[int], teacher_layers: int | None) -> list[int]:
-    """Validate the teacher hidden states the KD heads predict (0 = CNN projection, teacher_layers = last layer)."""
-    idx = list(target_layer_idx)
-    top = math.inf if teacher_layers is None else teacher_layers
-    bad = [i for i in idx if isinstance(i, bool) or not isinstance(i, int) or not 0 <= i <= top]
-    if not idx or bad:
-        depth = 'non-negative' if teacher_layers is None else f"in 0..{teacher_layers}, the teacher's depth"
-        raise ValueError(f"target_layer_idx: {idx} must be a non-empty list of teacher hidden-state indices {depth}")
-    return idx
-
-
 class DistilHuBERTLoss(nn.Module):
     """One Linear→GELU→Linear head per target layer on the student's last state; L1 − λ·log σ(cos) per head.
 
@@ -33,9 +22,7 @@ class DistilHuBERTLoss(nn.Module):
     def __init__(self, hidden_size: int, target_layer_idx: list[int], cos_lambda: float = 1.0,
                  cos_reduction: str = 'sum'):
         super().__init__()
-        if cos_reduction not in FRAME_REDUCTIONS:
-            raise ValueError(f"kd_cos_reduction: got {cos_reduction!r}, expected one of {sorted(FRAME_REDUCTIONS)}")
-        self.target_layer_idx = check_target_layers(target_layer_idx, None)
+        self.target_layer_idx = list(target_layer_idx)  # checked by arguments.check_teacher_args
         self.cos_lambda = cos_lambda
         self.reduce_frames = FRAME_REDUCTIONS[cos_reduction]
         self.heads = nn.ModuleList(
@@ -44,7 +31,9 @@ class DistilHuBERTLoss(nn.Module):
 
     def forward(self, student_last: torch.Tensor, teacher_hidden: torch.Tensor) -> torch.Tensor:
         """student_last [B, T, H], teacher_hidden [B, Lt+1, T, H] → scalar KD loss."""
-        check_target_layers(self.target_layer_idx, teacher_hidden.shape[1] - 1)
+        if max(self.target_layer_idx) >= teacher_hidden.shape[1]:
+            raise ValueError(f"DistilHuBERTLoss: targets {self.target_layer_idx} beyond the {teacher_hidden.shape[1]} "
+                             f"teacher states given")
         if student_last.shape != teacher_hidden[:, 0].shape:
             raise ValueError(f"DistilHuBERTLoss: student state {tuple(student_last.shape)} and teacher states "
                              f"{tuple(teacher_hidden.shape)} disagree on [B, T, H]")
@@ -85,9 +74,6 @@ class AAMSoftmaxLoss(nn.Module):
     def __init__(self, embed_size: int, num_classes: int, class_weights: torch.Tensor | None, margin: float,
                  scale: float):
         super().__init__()
-        if not 0.0 <= margin < math.pi / 2 or scale <= 0:
-            raise ValueError(f"aam_margin / aam_scale: expected 0 <= margin < π/2 and scale > 0, "
-                             f"got margin={margin}, scale={scale}")
         self.weight = nn.Parameter(torch.empty(num_classes, embed_size))  # [C, E]
         nn.init.xavier_normal_(self.weight)
         self.margin, self.scale = margin, scale

@@ -24,39 +24,19 @@ INIT_MODES = {'release': ('feature_extractor.', 'feature_projection.', 'encoder.
 _LAYER_KEY = re.compile(r'^encoder\.layers\.(\d+)\.(.*)$')
 
 
-def _probability(key: str, value: float | None) -> float | None:
-    """Check an optional rate; name the argument key when it is out of [0, 1]."""
-    if value is not None and not 0.0 <= value <= 1.0:
-        raise ValueError(f"{key}: expected a probability in [0, 1] (or None for the teacher config's), got {value}")
-    return value
-
-
 def student_config(teacher_config: PretrainedConfig, num_layers: int, dropout: float | None = None,
                    layerdrop: float | None = None, mask_time_prob: float | None = None) -> PretrainedConfig:
     """The teacher's config with only the layer count changed, plus the optional rate overrides (None = keep)."""
     config = copy.deepcopy(teacher_config)
     config.num_hidden_layers = num_layers
-    if _probability('student_dropout', dropout) is not None:
+    if dropout is not None:
         for key in DROPOUT_KEYS:
             setattr(config, key, dropout)
-    if _probability('student_layerdrop', layerdrop) is not None:
+    if layerdrop is not None:
         config.layerdrop = layerdrop
-    if _probability('student_mask_time_prob', mask_time_prob) is not None:
+    if mask_time_prob is not None:
         config.mask_time_prob = mask_time_prob
     return config
-
-
-def _check_layers(num_layers: int, init_teacher_idx: list[int], teacher_layers: int) -> list[int]:
-    """Validate the layer count and the teacher layer each student layer is copied from."""
-    if num_layers < 1:
-        raise ValueError(f"student_hidden_layer_num: expected at least 1 layer, got {num_layers}")
-    idx = list(init_teacher_idx)
-    if len(idx) != num_layers:
-        raise ValueError(f"init_teacher_idx: expected one teacher layer per student layer ({num_layers}), got {idx}")
-    bad = [i for i in idx if isinstance(i, bool) or not isinstance(i, int) or not 0 <= i < teacher_layers]
-    if bad:
-        raise ValueError(f"init_teacher_idx: {bad} outside the teacher's layers 0..{teacher_layers - 1} (got {idx})")
-    return idx
 
 
 def _copied_state(student: nn.Module, teacher: PreTrainedModel, init_teacher_idx: list[int],
@@ -107,11 +87,9 @@ class Student(nn.Module):
                  mask_time_prob: float | None = None, init: str = 'release'):
         super().__init__()
         family = family_of(teacher_model.config)
-        idx = _check_layers(num_layers, init_teacher_idx, teacher_model.config.num_hidden_layers)
-        if adapter_size is not None and adapter_size < 1:
-            raise ValueError(f"adapter_size: expected a positive bottleneck size or None, got {adapter_size}")
-        if init not in INIT_MODES:
-            raise ValueError(f"student_init: got {init!r}, expected one of {sorted(INIT_MODES)}")
+        idx = list(init_teacher_idx)  # values checked by arguments.check_teacher_args; here only their count
+        if len(idx) != num_layers:
+            raise ValueError(f"Student: {num_layers} layers need as many source layer indices, got {idx}")
         self.config = student_config(teacher_model.config, num_layers, dropout, layerdrop, mask_time_prob)
         self.init_teacher_idx = idx
         built = AutoModel.from_config(self.config)  # transformers' own modules and init at the student's size

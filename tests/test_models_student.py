@@ -5,6 +5,8 @@ import torch
 from torch import nn
 from transformers import AutoModel
 
+from arguments import check_teacher_args, get_args
+
 from helpers_models import TINY, stable_wav2vec2, tiny_ssl_model, waveforms
 from models.spec_augment import SpecAugment
 from models.student import Student, student_config
@@ -71,9 +73,9 @@ def test_teacher_init_copies_pos_conv_layer_norm_and_mask_embedding_too(name):
         assert _same(own, _fresh_parts(model)[part]), part
 
 
-def test_unknown_init_mode_names_the_key():
-    with pytest.raises(ValueError, match="student_init: got 'distil'"):
-        Student(tiny_ssl_model(), 2, [0, 1], init='distil')
+def test_unknown_init_mode_is_refused_by_the_arguments():
+    with pytest.raises(SystemExit, match="argument 'student_init': got 'distil'"):
+        get_args(['path_train=/d', 'student_init=distil'])
 
 
 @pytest.mark.parametrize('name', sorted(MODELS))
@@ -112,9 +114,13 @@ def test_wavlm_student_keeps_the_relative_position_embedding_of_layer_0():
 
 
 @pytest.mark.parametrize('idx', [[0], [0, 3], [-1, 0], [0, 1, 2]])
-def test_bad_init_teacher_idx_names_the_key(idx):
-    with pytest.raises(ValueError, match='init_teacher_idx'):
-        Student(tiny_ssl_model(), 2, idx)
+def test_bad_init_teacher_idx_is_refused_by_the_arguments(idx):
+    args = get_args(['path_train=/d', f'init_teacher_idx={idx}'])
+    with pytest.raises(SystemExit, match="argument 'init_teacher_idx'"):
+        check_teacher_args(args, teacher_layers=3, teacher_hidden=args['student_hidden_layer_size'])
+    if len(idx) != 2:  # the count is also the Student's own invariant
+        with pytest.raises(ValueError, match='Student: 2 layers need as many source layer indices'):
+            Student(tiny_ssl_model(), 2, idx)
 
 
 @pytest.mark.parametrize('family', ['hubert', 'wavlm'])
@@ -142,8 +148,8 @@ def test_zero_rates_make_training_mode_equal_the_teacher():
     default = Student(model, 2, [0, 1], layerdrop=0.0, init='teacher').train()  # config: dropout 0.1, masking 0.05
     assert default.config.hidden_dropout == 0.1 and default.config.mask_time_prob == 0.05
     assert (default(wav) - expected[:, :3]).abs().max() > 1e-3
-    with pytest.raises(ValueError, match='student_layerdrop'):
-        Student(model, 2, [0, 1], layerdrop=1.5)
+    with pytest.raises(SystemExit, match="argument 'student_layerdrop'"):
+        get_args(['path_train=/d', 'student_layerdrop=1.5'])
 
 
 def test_spec_augment_masks_time_spans_in_training_only():
