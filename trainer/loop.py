@@ -304,14 +304,14 @@ class Trainer:
             raise StaleCheckpointError(f'{path} is missing, but {recorded} as its best: nothing was evaluated or '
                                        f'exported')
         saved = checkpoint.load(path, self.env.device)
-        state = saved['state']
-        if (saved.get('phase', self.cfg.phase), state['epoch'], state['best_eer']) != \
-                (self.cfg.phase, self.state.best_epoch, self.state.best_eer):
+        epoch, eer = saved['state']['epoch'], saved['state'].get('best_eer', float('nan'))
+        phase = saved.get('phase', self.cfg.phase)
+        if (phase, epoch, eer) != (self.cfg.phase, self.state.best_epoch, self.state.best_eer):
             raise StaleCheckpointError(
-                f"{path} holds epoch {state['epoch']} of phase {saved.get('phase')!r} (validation EER "
-                f"{state['best_eer']:.2f} %), but {recorded} as its best: evaluating it would report one epoch's "
-                f'weights under another\'s name, so nothing was evaluated or exported. That file can still be '
-                f'exported under its own epoch with: python -m export export --checkpoint {path} ...')
+                f'{path} holds epoch {epoch} of phase {phase!r} (validation EER {eer:.2f} %), but {recorded} as its '
+                f"best: evaluating it would report one epoch's weights under another's name, so nothing was evaluated "
+                f'or exported. That file can still be exported as what it is: python -m export export --checkpoint '
+                f'{path} --out DIR --trials <trial list> --audio-root <test audio>')
         self.core.load_state_dict(saved['model'])
         return self.state.best_epoch
 
