@@ -85,8 +85,8 @@ def test_a_full_disk_stops_at_the_first_failed_checkpoint_and_the_earlier_one_re
         proc = _run_filling(root, disk, mounted, fill_after=2, name='full')  # full once epoch 1's best + last are out
         line = _one_error_line(proc)
         run = _run_dir(os.path.join(disk, 'runs'), 'full')
-        failed = re.search(r'could not write the checkpoint (\S+) \((.*?)\): it needs ([\d.]+) MB, ([\d.]+) MB are '
-                           r'free there\. (.*)$', line)
+        failed = re.search(r'could not write the checkpoint (\S+) \((.*?)\): it needs ([\d.]+) MB, ([\d.]+ [MG]B) '
+                           r'are free there\. (.*)$', line)
         assert failed, line
         path, reason, needed, free, resume = failed.groups()
         assert path in (os.path.join(run, checkpoint.BEST), os.path.join(run, checkpoint.LAST))
@@ -94,7 +94,7 @@ def test_a_full_disk_stops_at_the_first_failed_checkpoint_and_the_earlier_one_re
         size = os.path.getsize(os.path.join(straight_dir, checkpoint.LAST))  # the same epoch-2 state, uninterrupted
         assert abs(float(needed) - size / 1e6) <= 0.051
         if mounted:
-            assert float(free) < float(needed)
+            assert free.endswith(' MB') and float(free[:-3]) < float(needed)
         assert resume == (f"{os.path.join(run, checkpoint.LAST)} (1 epoch(s) of phase 'joint' done) is intact: free "
                           f"space, then continue with: python main.py <same arguments> resume=True")
         # stopped at the failed checkpoint: epoch 2 neither reported nor evaluated; epoch 1's files intact

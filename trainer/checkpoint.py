@@ -85,8 +85,8 @@ def restore_training_state(ckpt: dict, path: str, module: nn.Module, optimizer: 
 
 
 def megabytes(size: int) -> str:
-    """A byte count for messages, e.g. '4.3 MB'."""
-    return f'{size / 1e6:.1f} MB'
+    """A byte count for messages: '4.3 MB', or '78.43 GB' from 1 GB on."""
+    return f'{size / 1e6:.1f} MB' if size < 1e9 else f'{size / 1e9:.2f} GB'
 
 
 def free_bytes(path: str) -> int:
