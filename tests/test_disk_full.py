@@ -60,7 +60,8 @@ def straight(root):
 
 def _run_filling(root, disk, mounted, fill_after, name, **settings):
     """`python tests/disk_full_main.py` on `disk`: the disk fills after `fill_after` checkpoint writes."""
-    env = {**os.environ, 'FILL_AFTER_SAVES': str(fill_after)}
+    # as many torch threads as this process uses (another test may have changed it): the same sums, bit for bit
+    env = {**os.environ, 'FILL_AFTER_SAVES': str(fill_after), 'OMP_NUM_THREADS': str(torch.get_num_threads())}
     env.pop('FILL_PATH', None)
     if mounted:
         env['FILL_PATH'] = os.path.join(disk, 'filler.bin')

@@ -46,6 +46,19 @@ def test_atomic_save_roundtrip_and_failed_write_keeps_previous(tmp_path, monkeyp
     assert os.listdir(tmp_path) == ['ckpt.pt']  # no temporary file left behind
 
 
+def test_an_error_that_is_not_a_failed_write_is_raised_as_it_is(tmp_path, monkeypatch):
+    tries = {'n': 0}
+
+    def bug(obj, f, *a, **k):
+        tries['n'] += 1
+        raise RuntimeError('a bug, not a full disk')
+
+    monkeypatch.setattr(torch, 'save', bug)
+    with pytest.raises(RuntimeError, match='a bug, not a full disk'):
+        checkpoint.save_atomic({'w': torch.zeros(3)}, str(tmp_path / 'ckpt.pt'))
+    assert tries['n'] == 1 and os.listdir(tmp_path) == []
+
+
 def test_a_failed_write_names_the_intact_resume_point(tmp_path, monkeypatch):
     state = checkpoint.TrainState(epoch=3, step=2)
     checkpoint.save_atomic({'state': state.__dict__, 'phase': 'joint'}, str(tmp_path / checkpoint.LAST))

@@ -157,6 +157,8 @@ def write_or_stop(path: str, write: Callable[[BinaryIO], None], size: Callable[[
             atomic_write(path, write)
             return
         except (OSError, RuntimeError) as error:  # torch.save reports a failed write as a RuntimeError
+            if not isinstance(os_cause(error), OSError):
+                raise  # not a write that failed: a bug to see as it is
             if attempt + 1 == WRITE_ATTEMPTS:
                 raise write_failure(what, path, size(), error) from error
             wait = RETRY_SECONDS * 2 ** attempt
