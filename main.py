@@ -10,6 +10,10 @@ from __future__ import annotations
 
 import json
 import os
+import sys
+
+from safetensors import SafetensorError
+from torch.multiprocessing import ProcessExitedException
 
 from arguments import ARGUMENTS_FILE, ENV_CREDENTIALS, EXPERIMENT_ARGS, check_args, check_teacher_args, \
     differing_arguments, get_args, is_demo, public_args
@@ -19,12 +23,15 @@ from export import export_model, export_onnx
 from log import build_logger
 from models.teacher import load_ssl_config, make_tiny_teacher
 from trainer import checkpoint
+from trainer.checkpoint import CheckpointWriteError, StaleCheckpointError
 from trainer.distributed import DistEnv, launch, planned_world_size
-from trainer.run import PhasesOutcome, final_lines, run_phases
+from trainer.run import EXPORT_DIR, PhasesOutcome, final_lines, run_phases
 from utils.atomic import atomic_write_bytes
 from utils.seed import seed_everything
 
 SOURCE_DIR = os.path.dirname(os.path.abspath(__file__))
+# errors that stop a run with one `error:` line (their message says what to do) and exit status 2
+STOPPING_ERRORS = (CheckpointWriteError, StaleCheckpointError)
 
 
 def prepare_demo(args: dict) -> dict:
@@ -49,8 +56,21 @@ def prepare_demo(args: dict) -> dict:
 
 
 def run(env: DistEnv, payload: tuple[dict, str, bool]) -> None:
+    """One rank of `train_and_report`. A STOPPING_ERRORS error (raised on every rank together, or on rank 0 alone
+    after the others finished) ends rank 0 with its one `error:` line and exit status 2; the other ranks end
+    quietly, so no rank's exit can cut rank 0's line short."""
+    try:
+        train_and_report(env, payload)
+    except STOPPING_ERRORS as error:
+        if env.is_main:
+            print(f'error: {error}', file=sys.stderr, flush=True)
+            raise SystemExit(2) from None
+
+
+def train_and_report(env: DistEnv, payload: tuple[dict, str, bool]) -> None:
     """One rank: seed, logger (rank 0 only), data, models, every training phase of the method, final evaluation of
-    the best state of the last phase."""
+    the best state of the last phase, results.json and the export; at the end the outputs that could not be written
+    completely (metric files, plots, trackers) are listed."""
     args, run_dir, demo = payload
     seed_everything(args['rand_seed'])
     logger = build_logger(args, run_dir, SOURCE_DIR, credentials=ENV_CREDENTIALS) if env.is_main else None
@@ -68,19 +88,31 @@ def run(env: DistEnv, payload: tuple[dict, str, bool]) -> None:
     finally:
         if logger is not None:
             logger.finish()
+            incomplete = logger.incomplete_outputs()
+            if incomplete:
+                print('incomplete outputs (some of their writes failed; training went on):', flush=True)
+                for line in incomplete:
+                    print(f'  {line}', flush=True)
 
 
 def export_result(trainer, args: dict, results: dict, state, run_dir: str) -> None:
-    """Write the best student + back-end as a self-contained export, thresholded at the final EER point."""
-    out = os.path.join(run_dir, 'export')
+    """Write the evaluated student + back-end (the weights of trainer.evaluated_epoch) as a self-contained export,
+    thresholded at the final EER point. A failed write stops the run (CheckpointWriteError) and leaves no export."""
+    out = os.path.join(run_dir, EXPORT_DIR)
     if os.path.exists(out):
         print(f'export {out} exists already; kept as it is')
         return
     first = next(iter(results.values()))['full_tta']
-    export_model(trainer.core, out, first['threshold'],
-                 metadata={'method': args['method'], 'huggingface_url': args['huggingface_url'],
-                           'best_epoch': state.best_epoch, 'best_val_eer': state.best_eer, 'final': results},
-                 seg_size=args['seg_size'], num_seg=args['num_seg'])
+    try:
+        export_model(trainer.core, out, first['threshold'],
+                     metadata={'method': args['method'], 'huggingface_url': args['huggingface_url'],
+                               'best_epoch': state.best_epoch, 'best_val_eer': state.best_eer,
+                               'evaluated_epoch': trainer.evaluated_epoch, 'final': results},
+                     seg_size=args['seg_size'], num_seg=args['num_seg'])
+    except (OSError, SafetensorError) as error:
+        size = checkpoint.tensor_bytes(t for m in (trainer.core.student, trainer.core.backend)
+                                       for t in m.state_dict().values())
+        raise checkpoint.write_failure('export', out, size, error) from error
     print(f'exported model: {out}  (python -m export verify --model {out} a.wav b.wav)')
     if args['export_onnx']:
         export_onnx(out)
@@ -88,21 +120,25 @@ def export_result(trainer, args: dict, results: dict, state, run_dir: str) -> No
 
 
 def report(results: dict, outcome: PhasesOutcome, args: dict, run_dir: str, demo: bool) -> None:
-    """Write results.json and print the final figures (rank 0).
+    """Print the final figures and write results.json (rank 0; a failed write stops the run, CheckpointWriteError).
 
-    results.json: the method, the last phase's best epoch and validation EER, the final metrics per trial list,
-    each phase's epochs / best epoch / best validation EER, the parameter counts, and (apart, as the one figure
-    that differs between identical runs) the training seconds per phase and in total.
+    results.json: the method, the last phase's best epoch and validation EER, the epoch whose weights the final
+    metrics were computed with, the final metrics per trial list, each phase's epochs / best epoch / best validation
+    EER, the parameter counts, and (apart, as the one figure that differs between identical runs) the training
+    seconds per phase and in total.
     """
-    state = outcome.trainer.state
+    trainer = outcome.trainer
+    state = trainer.state
     phases = {name: {k: v for k, v in s.items() if k != 'seconds'} for name, s in outcome.summary.items()}
     seconds = {name: s['seconds'] for name, s in outcome.summary.items()}
-    with open(os.path.join(run_dir, 'results.json'), 'w') as f:
-        json.dump({'method': args['method'], 'best_epoch': state.best_epoch, 'best_val_eer': state.best_eer,
-                   'final': results, 'phases': phases, 'params': outcome.params, 'batch_size': args['batch_size'],
-                   'train_seconds': {**seconds, 'total': sum(seconds.values())}}, f, indent=1)
-    for line in final_lines(results, f'(best epoch {state.best_epoch}, full+TTA)'):
+    for line in final_lines(results, f'({trainer.evaluated_label()}, full+TTA)'):
         print(line)
+    data = json.dumps({'method': args['method'], 'best_epoch': state.best_epoch, 'best_val_eer': state.best_eer,
+                       'evaluated_epoch': trainer.evaluated_epoch, 'final': results, 'phases': phases,
+                       'params': outcome.params, 'batch_size': args['batch_size'],
+                       'train_seconds': {**seconds, 'total': sum(seconds.values())}}, indent=1).encode()
+    checkpoint.write_or_stop(os.path.join(run_dir, 'results.json'), lambda stream: stream.write(data),
+                             lambda: len(data), 'results file')
     print(f'results, logs and checkpoints: {run_dir}')
     if demo:
         print('run the paper experiment: python main.py path_train=<vox1 dev> path_test=<vox1 test> '
@@ -138,7 +174,12 @@ def main(argv: list[str] | None = None) -> None:
     run_dir = checkpoint.prepare_run_dir(args['path_log'], args['project'], args['name'], args['resume'])
     print(f'run directory: {run_dir}')
     record_arguments(run_dir, args)
-    launch(run, (resolved, run_dir, is_demo(args)), args['usable_gpu'], args['cpu_processes'])
+    try:
+        launch(run, (resolved, run_dir, is_demo(args)), args['usable_gpu'], args['cpu_processes'])
+    except ProcessExitedException as error:  # a spawned rank 0 printed its `error:` line and exited with status 2
+        if error.exit_code != 2:
+            raise
+        raise SystemExit(2) from None
 
 
 if __name__ == '__main__':

@@ -22,7 +22,8 @@ class Logger(abc.ABC):
     """One experiment-logging backend: local files, wandb or neptune.
 
     `optional` backends (online trackers) may be dropped by the facade when they fail;
-    a failure of a non-optional backend (the local files) stops the run.
+    a failure of a non-optional backend (the local files) stops the run, except a failed file write, which the
+    local backend counts (training goes on) and lists in `incomplete_outputs`.
     """
 
     name: str = ''
@@ -51,6 +52,10 @@ class Logger(abc.ABC):
     @abc.abstractmethod
     def finish(self) -> None:
         """Flush and close the backend; no call may follow."""
+
+    def incomplete_outputs(self) -> list[str]:
+        """One line per output of this backend that missed some writes (none by default)."""
+        return []
 
 
 def check_name(kind: str, name: str) -> str:

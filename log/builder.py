@@ -8,7 +8,9 @@
 The facade checks every call once, masks secrets, and fans it out to each backend. Which argument keys hold
 credentials is the application's to say (`credentials`); trackers start with them masked on the command line. An online
 tracker that fails (at start or in any call) is reported once with a TrackerWarning and dropped;
-the run goes on with the others. A failure of the local logger is raised: those files are the record.
+the run goes on with the others. A failure of the local logger is raised: those files are the record
+(but a failed file write, e.g. a full disk, is only counted there). `incomplete_outputs` lists, at the
+end, the trackers dropped and the local outputs that missed writes.
 """
 from __future__ import annotations
 
@@ -56,10 +58,11 @@ class LogModuleController(Logger):
     name = 'controller'
     optional = False
 
-    def __init__(self, backends: list[Logger], redactor: Redactor) -> None:
+    def __init__(self, backends: list[Logger], redactor: Redactor, dropped: dict[str, str] | None = None) -> None:
         self._backends = list(backends)
         self._redactor = redactor
         self._finished = False
+        self._dropped = dict(dropped or {})  # tracker name → why it was dropped (or never started)
 
     @property
     def backends(self) -> tuple[str, ...]:
@@ -83,8 +86,10 @@ class LogModuleController(Logger):
                 if not backend.optional:
                     raise
                 self._backends.remove(backend)
+                why = describe_failure(error, self._redactor)
+                self._dropped[backend.name] = f'dropped after a failure ({why})'
                 warnings.warn(f'{backend.name} tracker dropped after a failure, the run continues without it: '
-                              f'{describe_failure(error, self._redactor)}', TrackerWarning, stacklevel=3)
+                              f'{why}', TrackerWarning, stacklevel=3)
 
     def log_arguments(self, args: dict) -> None:
         """Record the arguments, credentials masked."""
@@ -130,6 +135,11 @@ class LogModuleController(Logger):
         if not self._finished:
             self._each(lambda backend: backend.finish())
             self._finished = True
+
+    def incomplete_outputs(self) -> list[str]:
+        """One line per output missing part of the run: local outputs with failed writes, dropped trackers."""
+        dropped = [f'{name} tracker: {why}; nothing was logged to it after that' for name, why in self._dropped.items()]
+        return [line for backend in self._backends for line in backend.incomplete_outputs()] + dropped
 
     class Builder:
         """Collects the run's identity and the loggers to use, then builds the facade."""
@@ -242,6 +252,7 @@ class LogModuleController(Logger):
                 raise ValueError('save_source_files needs use_local: the copy goes into the local run directory')
             redactor = Redactor(self.secrets(), self._secret_keys)
             backends: list[Logger] = []
+            not_started: dict[str, str] = {}
             if self.run_dir is not None:
                 backends.append(LocalLogger(self.run_dir, redactor, self._source_dir))
             for tracker, settings in self._trackers.items():
@@ -251,6 +262,7 @@ class LogModuleController(Logger):
                             run_name=self._name, tags=[redactor.text(t) for t in self._tags],
                             description=redactor.text(self._description), **settings))
                 except Exception as error:
+                    not_started[tracker] = f'could not start ({describe_failure(error, redactor)})'
                     warnings.warn(f'{tracker} tracker could not start, the run continues without it: '
                                   f'{describe_failure(error, redactor)}', TrackerWarning, stacklevel=2)
-            return LogModuleController(backends, redactor)
+            return LogModuleController(backends, redactor, not_started)

@@ -11,6 +11,8 @@ import os
 import time
 import warnings
 
+from utils.atomic import append_whole
+
 
 class MetricHistory:
     """All values of all metrics of a run, mirrored in an append-only JSON-lines file."""
@@ -46,11 +48,11 @@ class MetricHistory:
         return max(step for step, _ in points) + 1 if points else 0
 
     def add(self, name: str, value: float, step: int) -> dict:
-        """Append one value to the history and the file; return the record written."""
+        """Append one value to the history, then to the file (whole lines only: a failed write, e.g. a full disk,
+        leaves the file as it was and raises); return the record."""
         record = {'name': name, 'value': value, 'step': step, 'time': time.time()}
-        with open(self.path, 'a', encoding='utf-8') as handle:
-            handle.write(json.dumps(record) + '\n')
         self._series.setdefault(name, []).append((step, value))
+        append_whole(self.path, (json.dumps(record) + '\n').encode('utf-8'))
         return record
 
     def series(self, prefix: str) -> dict[str, list[tuple[int, float]]]:

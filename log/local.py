@@ -12,16 +12,20 @@
 Nothing that existed before is deleted: metric files and metrics.jsonl are appended to, a second
 parameters file or source copy gets a free name (parameters-1.txt, source-1/), and only the
 logger's own plots, figures and models are replaced (atomically) when logged again.
+A write that fails (full disk) does not stop training: the first failure of each kind of output is
+warned about (OutputWarning), every one is counted, and `incomplete_outputs` lists them at the end.
 """
 from __future__ import annotations
 
 import os
 import shutil
+import warnings
+from typing import Callable
 
 import torch
 from matplotlib.figure import Figure
 
-from utils.atomic import atomic_write, atomic_write_bytes
+from utils.atomic import append_whole, atomic_write, atomic_write_bytes
 from log.base import Logger, check_name
 from log.history import MetricHistory
 from log.plots import curves_figure, save_png
@@ -38,6 +42,10 @@ PLOT_GROUPS = {
 }
 
 
+class OutputWarning(RuntimeWarning):
+    """A file of the run's record could not be written; training goes on and the end of the run lists it."""
+
+
 class LocalLogger(Logger):
     """Writes arguments, metrics, texts, plots and models as files under `run_dir`."""
 
@@ -51,6 +59,7 @@ class LocalLogger(Logger):
         self._history = MetricHistory(os.path.join(run_dir, 'metrics.jsonl'))
         self._drawn_step: dict[str, int] = {}
         self._stale: set[str] = set()
+        self._failures: dict[str, dict] = {}  # kind of output → {'count', 'path', 'error'} of its failed writes
         self.source_copy = None
         if source_dir is not None:
             self.source_copy = next_free_path(os.path.join(run_dir, 'source'))
@@ -61,7 +70,28 @@ class LocalLogger(Logger):
         lines = [f'{key}: {value}'.replace('\n', '\\n') for key, value in args.items()]
         text = self._redactor.text('\n'.join(lines) + '\n')
         path = next_free_path(os.path.join(self.run_dir, 'parameters.txt'))
-        atomic_write_bytes(path, text.encode('utf-8'))
+        self._write('parameters', path, lambda: atomic_write_bytes(path, text.encode('utf-8')))
+
+    def _write(self, kind: str, path: str, write: Callable[[], None]) -> bool:
+        """Run `write` (of `path`) and say whether it worked; a failed write (an OSError, or torch.save's
+        RuntimeError around one) is counted under `kind`, and warned about once per kind."""
+        try:
+            write()
+            return True
+        except (OSError, RuntimeError) as error:
+            if not isinstance(error, OSError) and not isinstance(error.__context__, OSError):
+                raise
+            failure = self._failures.setdefault(kind, {'count': 0, 'path': path, 'error': str(error)})
+            failure['count'] += 1
+            if failure['count'] == 1:
+                warnings.warn(f'could not write {path} ({error}); training goes on, further failed writes of '
+                              f'{kind} are counted and listed at the end of the run', OutputWarning, stacklevel=3)
+            return False
+
+    def incomplete_outputs(self) -> list[str]:
+        """One line per kind of output with failed writes: how many, and the first file and error."""
+        return [f"{kind}: {f['count']} write(s) failed, the first {f['path']} ({f['error']})"
+                for kind, f in self._failures.items()]
 
     def log_metric(self, name: str, value: float, step: int | None = None) -> None:
         """Append `[<step>] <name>: <value>` to <name>.txt and a record to metrics.jsonl; redraw plots."""
@@ -72,10 +102,13 @@ class LocalLogger(Logger):
                              f'file/folder; choose another name')
         step = self._history.next_step(name) if step is None else step
         path = os.path.join(self.run_dir, *name.split('/')) + '.txt'
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        with open(path, 'a', encoding='utf-8') as handle:
-            handle.write(f'[{step}] {name}: {value}\n')
-        self._history.add(name, value, step)
+
+        def append() -> None:
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            append_whole(path, f'[{step}] {name}: {value}\n'.encode('utf-8'))
+
+        self._write('metric files', path, append)
+        self._write('metric files', self._history.path, lambda: self._history.add(name, value, step))
         for group, (prefix, _, _) in PLOT_GROUPS.items():
             if name.startswith(prefix):
                 self._stale.add(group)
@@ -86,9 +119,10 @@ class LocalLogger(Logger):
         """Redraw one plot group from the whole history."""
         prefix, title, ylabel = PLOT_GROUPS[group]
         series = self._history.series(prefix)
-        save_png(curves_figure(series, title, ylabel), self.plot_path(group))
-        self._drawn_step[group] = max(step for points in series.values() for step, _ in points)
-        self._stale.discard(group)
+        figure = curves_figure(series, title, ylabel)
+        if self._write('plots', self.plot_path(group), lambda: save_png(figure, self.plot_path(group))):
+            self._drawn_step[group] = max(step for points in series.values() for step, _ in points)
+            self._stale.discard(group)
 
     def plot_path(self, group: str) -> str:
         """Where the plot of a group (a PLOT_GROUPS key) is written."""
@@ -99,9 +133,13 @@ class LocalLogger(Logger):
     def log_text(self, name: str, text: str) -> None:
         """Append `text` (and a newline) to texts/<name>.txt."""
         path = os.path.join(self.run_dir, 'texts', *check_name('text', name).split('/')) + '.txt'
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        with open(path, 'a', encoding='utf-8') as handle:
-            handle.write(self._redactor.text(text) + ('' if text.endswith('\n') else '\n'))
+        data = (self._redactor.text(text) + ('' if text.endswith('\n') else '\n')).encode('utf-8')
+
+        def append() -> None:
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            append_whole(path, data)
+
+        self._write('texts', path, append)
 
     def figure_path(self, name: str) -> str:
         """Where a figure logged under `name` is written."""
@@ -110,16 +148,20 @@ class LocalLogger(Logger):
     def log_figure(self, name: str, figure_or_png_path: Figure | str) -> None:
         """Write figures/<name>.png from a figure, or copy a PNG file there (atomically either way)."""
         path = self.figure_path(name)
-        if isinstance(figure_or_png_path, Figure):
-            save_png(figure_or_png_path, path)
-        else:
-            with open(figure_or_png_path, 'rb') as source:
-                atomic_write(path, lambda stream: shutil.copyfileobj(source, stream))
+
+        def write() -> None:
+            if isinstance(figure_or_png_path, Figure):
+                save_png(figure_or_png_path, path)
+            else:
+                with open(figure_or_png_path, 'rb') as source:
+                    atomic_write(path, lambda stream: shutil.copyfileobj(source, stream))
+
+        self._write('figures', path, write)
 
     def save_model(self, name: str, state_dict: dict) -> None:
         """Write models/<name>.pt atomically with torch.save."""
         path = os.path.join(self.run_dir, 'models', *check_name('model', name).split('/')) + '.pt'
-        atomic_write(path, lambda stream: torch.save(state_dict, stream))
+        self._write('models', path, lambda: atomic_write(path, lambda stream: torch.save(state_dict, stream)))
 
     def finish(self) -> None:
         """Draw the plots whose last values have not been drawn yet."""

@@ -1,19 +1,43 @@
 """What a run keeps on disk: the training state carried from checkpoint to checkpoint, checkpoints written atomically
-(temporary file, flush, fsync, rename), and run directories that are never overwritten."""
+(temporary file, flush, fsync, rename), and run directories that are never overwritten.
+
+A checkpoint that cannot be written after a short retry stops the run (CheckpointWriteError): training never goes on
+unsaved. Before the first epoch, `check_free_space` compares what the run will hold on disk at once with the free
+space of its directory.
+"""
 from __future__ import annotations
 
 import math
 import os
-import warnings
+import shutil
+import sys
+import time
 from dataclasses import dataclass, field
+from typing import BinaryIO, Callable, Iterable
 
 import torch
 from torch import nn
 
+from trainer.distributed import DistEnv, all_ranks_agree
 from utils.atomic import atomic_write
 
 LAST = 'checkpoint_last.pt'
 BEST = 'checkpoint_best.pt'
+WRITE_ATTEMPTS = 3  # tries of one checkpoint write before the run stops
+RETRY_SECONDS = 1.0  # wait before the second try, doubled before each further one
+TENSOR_OVERHEAD = 1024  # bytes a saved tensor costs beyond its data (archive entry, alignment, pickle record), upper
+FILE_OVERHEAD = 256 * 1024  # bytes of a checkpoint beyond its tensors (TrainState, history, RNG states), upper
+
+
+class CheckpointWriteError(OSError):
+    """A file the run cannot go on without (a checkpoint, phases.json, results.json, the export) could not be written,
+    or will not fit. The message is the whole story for the user: the path, the bytes it needs, the bytes free, and
+    the checkpoint a resumed run continues from."""
+
+
+class StaleCheckpointError(RuntimeError):
+    """The best checkpoint on disk is not the best epoch the run recorded: evaluating or exporting it would report one
+    epoch's weights under another epoch's name."""
 
 
 @dataclass
@@ -60,17 +84,132 @@ def restore_training_state(ckpt: dict, path: str, module: nn.Module, optimizer: 
     return state, rng
 
 
-def save_atomic(state: dict, path: str) -> bool:
-    """Write `state` to `path` so that a crash or full disk leaves the previous file intact.
+def megabytes(size: int) -> str:
+    """A byte count for messages: '4.3 MB', or '78.43 GB' from 1 GB on."""
+    return f'{size / 1e6:.1f} MB' if size < 1e9 else f'{size / 1e9:.2f} GB'
 
-    Returns False (with a warning saying why) when the write fails; the old file is untouched then.
-    """
+
+def free_bytes(path: str) -> int:
+    """Free bytes (for this user) of the file system holding `path`, or its nearest existing parent folder."""
+    path = os.path.abspath(path)
+    while not os.path.exists(path):
+        path = os.path.dirname(path)
+    return shutil.disk_usage(path).free
+
+
+class _ByteCounter:
+    """A write-only stream that counts what is written to it and stores nothing."""
+
+    def __init__(self):
+        self.size = 0
+
+    def write(self, data: bytes) -> int:
+        self.size += len(data)
+        return len(data)
+
+    def flush(self) -> None:
+        pass
+
+
+def serialized_size(state: dict) -> int:
+    """The bytes torch.save writes for `state`, counted without keeping them."""
+    counter = _ByteCounter()
+    torch.save(state, counter)
+    return counter.size
+
+
+def resume_point(run_dir: str) -> str:
+    """Which checkpoint of `run_dir` is intact and how to continue from it, for the message of a stopped run."""
+    path = os.path.join(run_dir, LAST)
+    if not os.path.isfile(path):
+        return 'No checkpoint of this run was written yet: free space, then start the run again with a new name='
     try:
-        atomic_write(path, lambda stream: torch.save(state, stream))
-        return True
-    except (OSError, RuntimeError) as error:
-        warnings.warn(f'could not write checkpoint {path}: {error}; the previous checkpoint is kept')
-        return False
+        saved = load(path)
+        state, phase = TrainState(**saved['state']), saved.get('phase', '')
+    except (RuntimeError, TypeError, KeyError):
+        return f'{path} could not be read back: free space and check it before resuming with resume=True'
+    where = f'{state.epoch} epoch(s) of phase {phase!r} done' + (f', {state.step} step(s) into the next'
+                                                                   if state.step else '')
+    return f'{path} ({where}) is intact: free space, then continue with: python main.py <same arguments> resume=True'
+
+
+def os_cause(error: BaseException) -> BaseException:
+    """The OSError behind `error` when there is one (torch.save reports a failed write as a RuntimeError whose
+    context is the OSError, e.g. ENOSPC), else `error` itself."""
+    cause = error
+    while not isinstance(cause, OSError) and cause.__context__ is not None:
+        cause = cause.__context__
+    return cause if isinstance(cause, OSError) else error
+
+
+def write_failure(what: str, path: str, needed: int, error: BaseException) -> CheckpointWriteError:
+    """The error that stops a run whose `what` (e.g. 'checkpoint') could not be written to `path`."""
+    return CheckpointWriteError(
+        f'could not write the {what} {path} ({os_cause(error)}): it needs {megabytes(needed)}, '
+        f'{megabytes(free_bytes(path))} are free there. {resume_point(os.path.dirname(os.path.abspath(path)))}')
+
+
+def write_or_stop(path: str, write: Callable[[BinaryIO], None], size: Callable[[], int], what: str) -> None:
+    """atomic_write(path, write), tried WRITE_ATTEMPTS times with growing waits; raise write_failure (`size()` bytes
+    needed) when every try failed. The previous file at `path` stays intact either way."""
+    for attempt in range(WRITE_ATTEMPTS):
+        try:
+            atomic_write(path, write)
+            return
+        except (OSError, RuntimeError) as error:  # torch.save reports a failed write as a RuntimeError
+            if not isinstance(os_cause(error), OSError):
+                raise  # not a write that failed: a bug to see as it is
+            if attempt + 1 == WRITE_ATTEMPTS:
+                raise write_failure(what, path, size(), error) from error
+            wait = RETRY_SECONDS * 2 ** attempt
+            print(f'could not write {path} ({os_cause(error)}); trying again in {wait:g} s', file=sys.stderr,
+                  flush=True)
+            time.sleep(wait)
+
+
+def save_atomic(state: dict, path: str) -> None:
+    """Write `state` to `path` so that a crash or full disk leaves the previous file intact; after a short retry a
+    write that keeps failing raises CheckpointWriteError (path, size needed, space free, checkpoint to resume)."""
+    write_or_stop(path, lambda stream: torch.save(state, stream), lambda: serialized_size(state), 'checkpoint')
+
+
+def stop_together(failure: CheckpointWriteError | None, env: DistEnv) -> None:
+    """Every rank raises when rank 0 (the one that writes) reports a `failure`, so all ranks stop at the same point;
+    the other ranks' error says only that rank 0 stopped the run (rank 0's carries the message)."""
+    if not all_ranks_agree(failure is None, env):
+        raise failure or CheckpointWriteError('rank 0 could not write a file the run needs; it reports why')
+
+
+def tensor_bytes(tensors: Iterable[torch.Tensor]) -> int:
+    """Bytes of the tensors' data."""
+    return sum(t.numel() * t.element_size() for t in tensors)
+
+
+def checkpoint_estimate(module: nn.Module) -> int:
+    """Upper estimate of the bytes of a checkpoint of `module` trained with Adam: its state dict, Adam's two moments
+    and step counter per parameter (every parameter: a frozen encoder is trained later), and the overheads."""
+    state, parameters = module.state_dict(), list(module.parameters())
+    return (tensor_bytes(state.values()) + 2 * tensor_bytes(parameters)
+            + (len(state) + 3 * len(parameters)) * TENSOR_OVERHEAD + FILE_OVERHEAD)
+
+
+def check_free_space(run_dir: str, planned: dict[str, int], others: dict[str, int]) -> None:
+    """Raise CheckpointWriteError when the file system of `run_dir` cannot hold at once every planned checkpoint
+    (`planned`: file name → estimated bytes) not yet there, a temporary copy of the largest (written before the old
+    file is replaced) and the other outputs (`others`: name → bytes, e.g. the export)."""
+    largest = max(planned.values())
+    parts = [(name, size) for name, size in planned.items() if not os.path.isfile(os.path.join(run_dir, name))]
+    parts += [('a temporary copy while a checkpoint is replaced', largest), *others.items()]
+    needed, free = sum(size for _, size in parts), free_bytes(run_dir)
+    if needed <= free:
+        return
+    then = ('resume again' if os.path.isfile(os.path.join(run_dir, LAST)) else
+            'start the run again with a new name= (this run directory holds no checkpoint yet), or with path_log= on '
+            'a larger disk')
+    raise CheckpointWriteError(
+        f'not enough free space for the run directory {run_dir}: the run will hold {megabytes(needed)} more there at '
+        f"once ({', '.join(f'{name} ~{megabytes(size)}' for name, size in parts)}) and {megabytes(free)} are free. "
+        f'Free space, then {then}')
 
 
 def load(path: str, map_location: str | torch.device = 'cpu') -> dict:

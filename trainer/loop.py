@@ -27,7 +27,7 @@ from data.curriculum import Batch, collate_train
 from data.workers import STOP_SIGNALS, ignore_stop_signals, stop_signals_blocked
 from models.description import describe_model
 from trainer import checkpoint
-from trainer.checkpoint import TrainState
+from trainer.checkpoint import CheckpointWriteError, StaleCheckpointError, TrainState
 from trainer.distributed import DistEnv, all_ranks_agree, gather_objects
 from trainer.evaluate import evaluate_trials, extract_embeddings
 from trainer.methods import PhaseModule
@@ -115,24 +115,31 @@ class Trainer:
                                  pin_memory=env.device.type == 'cuda', persistent_workers=False,
                                  worker_init_fn=ignore_stop_signals)  # a group-wide stop signal is the parent's
         self.state = TrainState()
+        self.evaluated_epoch: int | None = None  # the epoch whose weights final_evaluation evaluated
         self.rng_on_resume = None
         self.stop_requested = False
         self.clock = time.time()  # TrainState.seconds counts up to here
 
     # ----- checkpoints -----
     def save(self, *names: str) -> None:
-        """All ranks take part (RNG states are gathered); rank 0 writes each named checkpoint atomically. A validated
-        phase's module is a speaker model, so its checkpoints carry its export description. The time since the last
-        save is added to TrainState.seconds first."""
+        """All ranks take part (RNG states are gathered); rank 0 writes each named checkpoint atomically, in order. A
+        write that keeps failing stops every rank together (CheckpointWriteError): no training goes on unsaved. A
+        validated phase's module is a speaker model, so its checkpoints carry its export description. The time since
+        the last save is added to TrainState.seconds first."""
         now = time.time()
         self.state.seconds += now - self.clock
         self.clock = now
         extra = {'export': describe_model(self.core, self.cfg.seg_size, self.cfg.num_seg)} if self.cfg.validate else {}
         contents = checkpoint.training_state(self.core, self.optimizer, self.scheduler, self.state, self.cfg.phase,
                                              gather_objects(get_rng_state(), self.env), extra)
+        failure = None
         if self.env.is_main:
-            for name in names:
-                checkpoint.save_atomic(contents, os.path.join(self.cfg.run_dir, name))
+            try:
+                for name in names:
+                    checkpoint.save_atomic(contents, os.path.join(self.cfg.run_dir, name))
+            except CheckpointWriteError as error:
+                failure = error
+        checkpoint.stop_together(failure, self.env)
 
     def resume(self, path: str) -> None:
         """Continue from a checkpoint that `save` wrote in this phase."""
@@ -272,7 +279,9 @@ class Trainer:
                 self.state.history.append({'epoch': epoch, 'eer_val': eer, **losses})
                 if self.env.is_main and self.state.nonfinite_total:
                     self.log('nonfinite_steps', self.state.nonfinite_total, epoch)
-                self.save(checkpoint.LAST, *([self.cfg.best_name] if improved else []))
+                # the best first: if the last then fails, the resume point is the previous epoch, whose retraining
+                # writes this best again; the other way round the resume point would name a best never written
+                self.save(*([self.cfg.best_name] if improved else []), checkpoint.LAST)
                 if self.env.is_main:
                     self.report_epoch(epoch, losses, eer, time.time() - started)
         finally:
@@ -285,12 +294,34 @@ class Trainer:
         """Whether every epoch of this phase has been trained."""
         return self.state.epoch == self.cfg.epochs
 
+    def load_best(self) -> int:
+        """Load the recorded best epoch's weights from its checkpoint; return that epoch. A checkpoint that holds
+        another epoch (or is missing) is a StaleCheckpointError, never a silent substitution. A phase with no
+        validated epoch (no finite validation EER) keeps its last weights: returns the last epoch."""
+        if not (self.cfg.validate and self.state.best_epoch):
+            return self.state.epoch
+        path = os.path.join(self.cfg.run_dir, self.cfg.best_name)
+        recorded = f'this run recorded epoch {self.state.best_epoch} (validation EER {self.state.best_eer:.2f} %)'
+        if not os.path.isfile(path):
+            raise StaleCheckpointError(f'{path} is missing, but {recorded} as its best: nothing was evaluated or '
+                                       f'exported')
+        saved = checkpoint.load(path, self.env.device)
+        epoch, eer = saved['state']['epoch'], saved['state'].get('best_eer', float('nan'))
+        phase = saved.get('phase', self.cfg.phase)
+        if (phase, epoch, eer) != (self.cfg.phase, self.state.best_epoch, self.state.best_eer):
+            raise StaleCheckpointError(
+                f'{path} holds epoch {epoch} of phase {phase!r} (validation EER {eer:.2f} %), but {recorded} as its '
+                f"best: evaluating it would report one epoch's weights under another's name, so nothing was evaluated "
+                f'or exported. That file can still be exported as what it is: python -m export export --checkpoint '
+                f'{path} --out DIR --trials <trial list> --audio-root <test audio>')
+        self.core.load_state_dict(saved['model'])
+        return self.state.best_epoch
+
     def final_evaluation(self, spec: EvalSpec) -> dict | None:
-        """Evaluate the best state on every trial list of `spec`: full, TTA and their mean (rank 0)."""
+        """Evaluate the best state (load_best; its epoch is kept in `evaluated_epoch`) on every trial list of `spec`:
+        full, TTA and their mean (rank 0)."""
         gather_objects(None, self.env)  # barrier: rank 0 has finished writing the best checkpoint
-        best = os.path.join(self.cfg.run_dir, self.cfg.best_name)
-        if os.path.isfile(best):
-            self.core.load_state_dict(checkpoint.load(best, self.env.device)['model'])
+        self.evaluated_epoch = self.load_best()
         self.core.eval()
         out = extract_embeddings(self.core.embed, spec.eval_set, self.env, amp=self.cfg.amp, full=True)
         if out is None:
@@ -301,7 +332,13 @@ class Trainer:
             results[trials.name] = metrics
             for kind, values in metrics.items():
                 for key, value in values.items():
-                    self.log(f'{key}/final_{trials.name}/{kind}', value, self.state.best_epoch)
+                    self.log(f'{key}/final_{trials.name}/{kind}', value, self.evaluated_epoch)
             if self.logger is not None and hasattr(self.logger, 'log_det'):
                 self.logger.log_det(f'det_{trials.name}', scores['full_tta'], trials.labels)
         return results
+
+    def evaluated_label(self) -> str:
+        """How printed results name the evaluated weights, e.g. 'best epoch 4'."""
+        if self.evaluated_epoch == self.state.best_epoch:
+            return f'best epoch {self.evaluated_epoch}'
+        return f'last epoch {self.evaluated_epoch}; no epoch validated'

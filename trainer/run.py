@@ -7,7 +7,9 @@ Files of a run directory (path_log/project/name), for every method:
 - checkpoint_<phase>_best.pt, checkpoint_<phase>_last.pt: an earlier phase's best validated state (phases that
   validate) and its state when it ended. The next phase starts from the best one if there is one, else the last.
 - phases.json: per finished phase, its epochs, best epoch, best validation EER and training seconds.
-The joint methods have one phase ('joint'), so their run directory is what it always was.
+- export/: the final model's student + back-end (written by main.py after the final evaluation).
+The joint methods have one phase ('joint'), so their run directory is what it always was. Before the first epoch the
+run checks that its directory's file system can hold these checkpoints, a temporary copy and the export at once.
 """
 from __future__ import annotations
 
@@ -27,12 +29,13 @@ from data.curriculum import CurriculumTrainSet
 from data.voxceleb import class_counts
 from models import Models, build_models
 from trainer import checkpoint
+from trainer.checkpoint import CheckpointWriteError
 from trainer.distributed import DistEnv, convert_sync_batchnorm, gather_objects
 from trainer.loop import FitConfig, Trainer
 from trainer.methods import METHODS, Phase
-from utils.atomic import atomic_write_bytes
 
 SUMMARY = 'phases.json'
+EXPORT_DIR = 'export'
 
 
 @dataclass
@@ -127,6 +130,43 @@ def restore_outcome(core: nn.Module, run_dir: str, phase: Phase, env: DistEnv) -
     return name
 
 
+def write_summary(run_dir: str, summary: dict[str, dict], env: DistEnv) -> None:
+    """Write phases.json on rank 0 like a checkpoint (a resumed run needs it): a write that keeps failing stops every
+    rank together."""
+    failure = None
+    if env.is_main:
+        data = json.dumps(summary, indent=1).encode()
+        try:
+            checkpoint.write_or_stop(os.path.join(run_dir, SUMMARY), lambda stream: stream.write(data),
+                                     lambda: len(data), 'phase summary')
+        except CheckpointWriteError as error:
+            failure = error
+    checkpoint.stop_together(failure, env)
+
+
+def check_space(args: dict, parts: Models, phases: tuple[Phase, ...], run_dir: str, env: DistEnv) -> None:
+    """Before the first epoch: stop every rank (CheckpointWriteError) when rank 0's run directory cannot hold at once
+    every checkpoint of the method's phases (estimated from each phase module and Adam), a temporary copy and the
+    export (the last phase's student + back-end)."""
+    failure = None
+    if env.is_main:
+        planned: dict[str, int] = {}
+        for index, phase in enumerate(phases):
+            size = checkpoint.checkpoint_estimate(phase.module(parts, args))
+            best, last = phase_files(phase, final=index == len(phases) - 1)
+            for name in ([best] if phase.validates else []) + [last, checkpoint.LAST]:
+                planned[name] = max(planned.get(name, 0), size)
+        final = phases[-1].module(parts, args)
+        tensors = [t for m in (final.student, final.backend) for t in m.state_dict().values()]
+        export = checkpoint.tensor_bytes(tensors) + len(tensors) * checkpoint.TENSOR_OVERHEAD
+        others = {} if os.path.exists(os.path.join(run_dir, EXPORT_DIR)) else {'the export': export}
+        try:
+            checkpoint.check_free_space(run_dir, planned, others)
+        except CheckpointWriteError as error:
+            failure = error
+    checkpoint.stop_together(failure, env)
+
+
 def final_lines(results: dict, what: str) -> list[str]:
     """One printed line per trial list of a final evaluation's full + TTA figures."""
     return [f"final Vox1-{name} {what}: EER {m['full_tta']['eer']:.2f} % | minDCF(0.01) "
@@ -146,6 +186,7 @@ def run_phases(args: dict, env: DistEnv, data: DataBundle, logger, run_dir: str)
     checkpoint, when a signal stops a phase."""
     parts = build_parts(args, env, data)
     phases = METHODS[args['method']].phases
+    check_space(args, parts, phases, run_dir, env)
     start = resume_index(run_dir, phases) if args['resume'] else 0
     done = read_summary(run_dir)
     missing = [p.name for p in phases[:start] if p.name not in done]
@@ -179,14 +220,14 @@ def run_phases(args: dict, env: DistEnv, data: DataBundle, logger, run_dir: str)
         if not final:
             trainer.save(last)
         summary[phase.name] = _summarise(trainer)
-        if env.is_main:
-            atomic_write_bytes(os.path.join(run_dir, SUMMARY), json.dumps(summary, indent=1).encode())
+        write_summary(run_dir, summary, env)
         if phase.evaluates:  # e.g. postcomp's fine-tuned teacher: its own result before it is compressed
             results = trainer.final_evaluation(data.test)
             if env.is_main:
-                summary[phase.name]['final'] = results
-                atomic_write_bytes(os.path.join(run_dir, SUMMARY), json.dumps(summary, indent=1).encode())
-                for line in final_lines(results, f'{phase.name} (best epoch {trainer.state.best_epoch}, full+TTA)'):
+                summary[phase.name].update(final=results, evaluated_epoch=trainer.evaluated_epoch)
+            write_summary(run_dir, summary, env)
+            if env.is_main:
+                for line in final_lines(results, f'{phase.name} ({trainer.evaluated_label()}, full+TTA)'):
                     print(f'{label}{line}', flush=True)
         if not final:
             used = restore_outcome(trainer.core, run_dir, phase, env)

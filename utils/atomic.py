@@ -3,7 +3,8 @@ file, and a failed write (full disk) leaves the previous file intact.
 
 The content goes to a temporary file in the destination folder, is flushed to disk, then `os.replace` swaps it in,
 which is atomic on POSIX and Windows when both paths are on the same file system. The file gets the mode any new
-file gets under the user's umask (mkstemp alone would make it private, 0600).
+file gets under the user's umask (mkstemp alone would make it private, 0600). Appends (`append_whole`) are all or
+nothing: a failed one cuts the file back, so a log line is never left half-written.
 """
 from __future__ import annotations
 
@@ -40,3 +41,20 @@ def atomic_write(path: str, write: Callable[[BinaryIO], None]) -> None:
 def atomic_write_bytes(path: str, data: bytes) -> None:
     """Create or replace `path` with `data`, all at once."""
     atomic_write(path, lambda stream: stream.write(data))
+
+
+def append_whole(path: str, data: bytes) -> None:
+    """Append `data` to `path` (created if missing) entirely or not at all: when a write fails part-way (full disk),
+    the file is cut back to its old length before the error is raised, so later appends stay well-formed."""
+    handle = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)  # the umask applies, as for open()
+    try:
+        size = os.fstat(handle).st_size
+        try:
+            rest = memoryview(data)
+            while rest:
+                rest = rest[os.write(handle, rest):]
+        except BaseException:
+            os.ftruncate(handle, size)
+            raise
+    finally:
+        os.close(handle)
