@@ -1,6 +1,7 @@
 """The exported speaker model: student + back-end rebuilt from their description alone, inference only."""
 from __future__ import annotations
 
+import json
 from typing import Protocol
 
 import torch
@@ -20,6 +21,21 @@ SCORE_KIND = 'full_tta'
 
 class ExportError(DescriptionError):
     """A user-facing problem with an export, a checkpoint or an input file; the message names it."""
+
+
+def read_document(path: str, fmt: str, version: int, what: str, hint: str = '') -> dict:
+    """The JSON document at `path`, checked to carry `"format": fmt` and `"version": version`; an ExportError
+    naming the file otherwise (`hint` is appended to the unreadable-JSON message)."""
+    try:
+        with open(path, encoding='utf-8') as handle:
+            document = json.load(handle)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ExportError(f"{path} could not be read as JSON ({error}){hint}") from error
+    if not isinstance(document, dict) or document.get('format') != fmt:
+        raise ExportError(f"{path} is not {what} (expected \"format\": \"{fmt}\")")
+    if document.get('version') != version:
+        raise ExportError(f"{path}: version {document.get('version')!r}, this code reads {version}")
+    return document
 
 
 def build_student(spec: dict) -> Student:

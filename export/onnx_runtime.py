@@ -2,7 +2,6 @@
 → [B, E] with the same TTA segments and decision threshold, all read from the JSON written beside model.onnx."""
 from __future__ import annotations
 
-import json
 import os
 
 import numpy as np
@@ -12,7 +11,7 @@ from onnxruntime.capi.onnxruntime_pybind11_state import Fail, InvalidArgument, I
     NoSuchFile
 
 from data.audio import SAMPLE_RATE
-from export.model import SCORE_KIND, ExportError
+from export.model import SCORE_KIND, ExportError, read_document
 
 ONNX_FILE = 'model.onnx'  # its name inside an export directory
 ONNX_FORMAT = 'os-kdft2-onnx-speaker-model'  # marker of the JSON beside it
@@ -66,15 +65,7 @@ def read_description(onnx_path: str) -> dict:
     where = sidecar_path(onnx_path)
     if not os.path.isfile(where):
         raise ExportError(f"{onnx_path} has no description {where} (written beside it by `python -m export onnx`)")
-    try:
-        with open(where, encoding='utf-8') as handle:
-            document = json.load(handle)
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise ExportError(f"{where} could not be read as JSON ({error})") from error
-    if not isinstance(document, dict) or document.get('format') != ONNX_FORMAT:
-        raise ExportError(f"{where} is not an ONNX export description (expected \"format\": \"{ONNX_FORMAT}\")")
-    if document.get('version') != ONNX_VERSION:
-        raise ExportError(f"{where}: version {document.get('version')!r}, this code reads {ONNX_VERSION}")
+    document = read_document(where, ONNX_FORMAT, ONNX_VERSION, 'an ONNX export description')
     for keys, kind in FIELDS.items():
         _field(document, keys, kind, where)
     if document['sample_rate'] != SAMPLE_RATE or document['scoring']['score_kind'] != SCORE_KIND:

@@ -16,7 +16,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from export.model import FORMAT, SCORE_KIND, VERSION, ExportedModel, ExportError
+from export.model import FORMAT, SCORE_KIND, VERSION, ExportedModel, ExportError, read_document
 from models.description import check_spec, describe_model
 from utils.atomic import umask_mode
 from trainer import checkpoint
@@ -77,15 +77,7 @@ def _read_document(path: str) -> dict:
     config_path = os.path.join(path, CONFIG_FILE)
     if not os.path.isfile(config_path):
         raise ExportError(f"{path} is not an export: no {CONFIG_FILE}; expected {EXPECTED}")
-    try:
-        with open(config_path, encoding='utf-8') as handle:
-            document = json.load(handle)
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise ExportError(f"{config_path} could not be read as JSON ({error}); expected {EXPECTED}") from error
-    if not isinstance(document, dict) or document.get('format') != FORMAT:
-        raise ExportError(f"{config_path} is not an export description (expected \"format\": \"{FORMAT}\")")
-    if document.get('version') != VERSION:
-        raise ExportError(f"{config_path}: export version {document.get('version')!r}, this code reads {VERSION}")
+    document = read_document(config_path, FORMAT, VERSION, 'an export description', f'; expected {EXPECTED}')
     threshold = document.get('decision', {}).get('threshold')
     if not isinstance(threshold, (int, float)) or isinstance(threshold, bool):
         raise ExportError(f"{config_path}: expected a numeric decision.threshold, got {threshold!r}")
