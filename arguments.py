@@ -26,7 +26,10 @@ SYSTEM_ARGS = {
     'description': 'joint KD + FT of HuBERT-base into a 2-layer student',  # tracker description
     'path_log': 'runs',                     # root of all run directories
     'resume': False,                        # continue the run in path_log/project/name from its last checkpoint
-    # --- trackers (tokens may come from WANDB_API_KEY / NEPTUNE_API_TOKEN instead) ---
+                                            # (torchrun's elastic restarts resume by themselves)
+    # --- progress output and trackers (tokens may come from WANDB_API_KEY / NEPTUNE_API_TOKEN instead) ---
+    'log_interval_s': 180.0,                # seconds between progress lines when the output is not a terminal
+                                            # (a cluster job's log file); a terminal shows a progress bar instead
     'use_wandb': False,                     # also log to Weights & Biases (WANDB_MODE=offline honoured)
     'wandb_user': '',                       # wandb entity
     'wandb_token': '',                      # wandb API key; prefer the WANDB_API_KEY environment variable
@@ -47,7 +50,8 @@ SYSTEM_ARGS = {
     'num_workers': 4,                       # DataLoader workers per process
     # --- hardware ---
     'usable_gpu': '',                       # GPU ids to spawn on, e.g. '0,1'; '' = all visible; 'cpu' = none
-    'cpu_processes': 1,                     # processes (gloo) when no GPU is used
+                                            # (ignored under torchrun: each rank uses the GPU LOCAL_RANK names)
+    'cpu_processes': 1,                     # processes (gloo) when no GPU is used (ignored under torchrun)
     'amp': False,                           # bf16 autocast on GPU (ignored on CPU): an opt-in deviation from the
                                             # released fp32, its effect on EER not measured yet
 }
@@ -128,9 +132,9 @@ NULLABLE = {'student_dropout': float, 'student_layerdrop': float, 'student_mask_
 
 # Keys that do not change what a run computes (model, data, order of draws): a run may be resumed or reused with
 # other values of these; any other difference is refused (see differing_arguments).
-RUN_NEUTRAL_KEYS = ('name', 'resume', 'tags', 'description', 'use_wandb', 'wandb_user', 'wandb_token', 'use_neptune',
-                    'neptune_user', 'neptune_token', 'neptune_mode', 'num_workers', 'path_demo', 'usable_gpu',
-                    'cpu_processes')
+RUN_NEUTRAL_KEYS = ('name', 'tags', 'description', 'use_wandb', 'wandb_user', 'wandb_token', 'use_neptune',
+                    'neptune_user', 'neptune_token', 'neptune_mode', 'num_workers', 'log_interval_s', 'path_demo',
+                    'usable_gpu', 'cpu_processes')
 ARGUMENTS_FILE = 'arguments.json'  # the arguments a run was started with, in its run directory (tokens masked)
 
 SECRET_KEYS = ('wandb_token', 'neptune_token')
@@ -221,8 +225,9 @@ def check_args(args: dict, world_size: int) -> None:
     for key in ('freeze_epochs', 'w_embed_mse'):
         if args[key] < 0:
             _fail(key, args[key], 'expected 0 or more')
-    if args['num_workers'] < 0:
-        _fail('num_workers', args['num_workers'], 'expected 0 or more')
+    for key in ('num_workers', 'log_interval_s'):
+        if args[key] < 0:
+            _fail(key, args[key], 'expected 0 or more')
     if not 0.0 <= args['max_bad_audio_fraction'] < 1.0:
         _fail('max_bad_audio_fraction', args['max_bad_audio_fraction'], 'expected a fraction in [0, 1)')
     choices = {'validation': ('test', 'heldout'), 'student_init': tuple(INIT_MODES), 'kd_cos_reduction': ('sum', 'mean'),
@@ -256,10 +261,11 @@ def public_args(args: dict) -> dict:
 
 def differing_arguments(recorded: dict, requested: dict) -> tuple[list[str], list[str]]:
     """Compare a run's recorded arguments with new ones: (keys that change what the run computes, neutral keys
-    that differ), each as 'key: recorded → requested' lines."""
+    that differ), each as 'key: recorded → requested' lines. `resume` says how a run starts, not what it is: not
+    compared."""
     now = json.loads(json.dumps(public_args(requested)))  # the recorded file's types: lists, null, masked tokens
     changed, neutral = [], []
-    for key in sorted(set(recorded) | set(now)):
+    for key in sorted((set(recorded) | set(now)) - {'resume'}):
         if recorded.get(key) != now.get(key):
             line = f'{key}: {recorded.get(key, "(absent)")!r} → {now.get(key, "(absent)")!r}'
             (neutral if key in RUN_NEUTRAL_KEYS else changed).append(line)
