@@ -1,5 +1,6 @@
-"""Reliability: invalid arguments stop at once (user errors, before any run directory exists), broken audio is skipped (or stops early when a trial needs
-it), non-finite losses are skipped and counted, and a run of them stops with a loadable checkpoint."""
+"""Reliability: invalid arguments stop at once (user errors, before any run directory exists), broken audio is
+skipped (or stops early when a trial needs it), non-finite losses are skipped and counted, and a run of them stops
+with a loadable checkpoint."""
 import os
 import shutil
 

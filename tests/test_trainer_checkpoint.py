@@ -58,7 +58,8 @@ def test_a_directory_without_checkpoint_is_set_aside_not_deleted(tmp_path, resum
     assert os.listdir(run) == [checkpoint.ATTEMPTS]
     [stamp] = os.listdir(run / checkpoint.ATTEMPTS)
     kept = run / checkpoint.ATTEMPTS / stamp
-    assert (kept / 'parameters.txt').read_text() == 'epoch: 2\n' and (kept / 'source' / 'main.py').read_text() == 'print(1)\n'
+    assert (kept / 'parameters.txt').read_text() == 'epoch: 2\n'
+    assert (kept / 'source' / 'main.py').read_text() == 'print(1)\n'
     assert str(kept) in prepared.note and ('resume=True' in prepared.note) == resume
     (run / 'parameters.txt').write_text('second try\n')  # the second start fails too
     checkpoint.prepare_run_dir(str(tmp_path), 'proj', 'exp', resume=resume)
