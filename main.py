@@ -29,7 +29,9 @@ from utils.seed import seed_everything
 
 SOURCE_DIR = os.path.dirname(os.path.abspath(__file__))
 # What every rank receives: the resolved arguments (demo paths filled in, `resume` as decided), the run directory,
-# whether this is the built-in demo, and the data lists scanned and checked once before the run directory existed.
+# whether this is the built-in demo, and the data lists. The data are scanned and checked once, before the run
+# directory exists, and handed to the ranks rather than scanned again by each: one walk of a large corpus on a shared
+# file system instead of one per rank, the same lists on every rank, and its counts printed once.
 Payload = tuple[dict, str, bool, DataBundle]
 # The exceptions the checks before a run raise for the user's input (data scans: FileNotFoundError / ValueError,
 # audio headers: AudioError, teacher config: OSError, run directory: OSError); arguments.py stops with SystemExit.

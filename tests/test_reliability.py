@@ -32,7 +32,8 @@ def _run_dir(root, name):
     (dict(batch_size=7, cpu_processes=2), 'batch_size'), (dict(crop_size=0), 'crop_size'),
     (dict(seg_size=-1), 'seg_size'), (dict(num_seg=0), 'num_seg'), (dict(init_teacher_idx=[0, 9]), 'init_teacher_idx'),
     (dict(target_layer_idx=[1, 2, 99]), 'target_layer_idx'), (dict(path_train='/no/such/dir'), 'path_train'),
-    (dict(curriculum='sudden'), 'curriculum'), (dict(student_hidden_layer_size=64), 'student_hidden_layer_size')])
+    (dict(curriculum='sudden'), 'curriculum'), (dict(student_hidden_layer_size=64), 'student_hidden_layer_size'),
+    (dict(log_interval_s=-1.0), 'log_interval_s')])
 def test_invalid_arguments_stop_before_anything_runs(root, override, key):
     name = f'invalid_{key}'
     with pytest.raises(UserError, match=f"'{key}'"):

@@ -63,6 +63,11 @@ def gpu_ids(usable_gpu: str) -> list[int]:
     return ids
 
 
+def launched_by_torchrun() -> bool:
+    """Whether a launcher (torchrun, or any that sets RANK and WORLD_SIZE) started this process as one rank."""
+    return 'RANK' in os.environ and 'WORLD_SIZE' in os.environ
+
+
 def planned_world_size(usable_gpu: str, cpu_processes: int) -> int:
     """How many processes `launch` will run: torchrun's WORLD_SIZE, else one per GPU, else `cpu_processes`."""
     if launched_by_torchrun():
@@ -83,11 +88,6 @@ def _worker(index: int, fn: Callable, world_size: int, devices: list[str], port:
     finally:
         if world_size > 1 and dist.is_initialized():
             dist.destroy_process_group()
-
-
-def launched_by_torchrun() -> bool:
-    """Whether a launcher (torchrun, or any that sets RANK and WORLD_SIZE) started this process as one rank."""
-    return 'RANK' in os.environ and 'WORLD_SIZE' in os.environ
 
 
 @contextmanager
@@ -130,8 +130,8 @@ def elastic_job() -> ElasticJob | None:
 
 def restart_store_note() -> str:
     """A note when torchrun may restart the workers while sharing its rendezvous store with them ('' otherwise): the
-    restarted group then finds the keys of the previous attempt in that store and cannot connect
-    (pytorch/pytorch#135712), unless torchrun runs with TORCH_DISABLE_SHARE_RDZV_TCP_STORE=1."""
+    restarted group then finds the previous attempt's addresses in that store and cannot connect (seen with gloo and
+    torch 2.14; pytorch/pytorch#135712 for nccl), unless torchrun runs with TORCH_DISABLE_SHARE_RDZV_TCP_STORE=1."""
     if int(os.environ.get('TORCHELASTIC_MAX_RESTARTS', '0')) == 0 or \
             os.environ.get('TORCHELASTIC_USE_AGENT_STORE') != 'True':
         return ''
