@@ -35,7 +35,9 @@ SYSTEM_ARGS = {
     'path_log': 'runs',                     # root of all run directories
     'resume': False,                        # continue the run in path_log/project/name from its last checkpoint
     'export_onnx': False,                   # also write <run>/export/model.onnx (+ .json) at the end of training
-    # --- trackers (tokens may come from WANDB_API_KEY / NEPTUNE_API_TOKEN instead) ---
+    # --- progress output and trackers (tokens may come from WANDB_API_KEY / NEPTUNE_API_TOKEN instead) ---
+    'log_interval_s': 180.0,                # seconds between progress lines when the output is not a terminal
+                                            # (a cluster job's log file); a terminal shows a progress bar instead
     'use_wandb': False,                     # also log to Weights & Biases (WANDB_MODE=offline honoured)
     'wandb_user': '',                       # wandb entity
     'wandb_token': '',                      # wandb API key; prefer the WANDB_API_KEY environment variable
@@ -57,7 +59,8 @@ SYSTEM_ARGS = {
     'num_workers': 4,                       # DataLoader workers per process
     # --- hardware ---
     'usable_gpu': '',                       # GPU ids to spawn on, e.g. '0,1'; '' = all visible; 'cpu' = none
-    'cpu_processes': 1,                     # processes (gloo) when no GPU is used
+                                            # (ignored under torchrun: each rank uses the GPU LOCAL_RANK names)
+    'cpu_processes': 1,                     # processes (gloo) when no GPU is used (ignored under torchrun)
     'amp': False,                           # bf16 autocast on GPU (ignored on CPU): an opt-in deviation from the
                                             # released fp32, its effect on EER not measured yet
 }
@@ -138,9 +141,9 @@ NULLABLE = {'student_dropout': float, 'student_layerdrop': float, 'student_mask_
 
 # Keys that do not change what a run computes (model, data, order of draws): a run may be resumed or reused with
 # other values of these; any other difference is refused (see differing_arguments).
-RUN_NEUTRAL_KEYS = ('name', 'resume', 'tags', 'description', 'use_wandb', 'wandb_user', 'wandb_token', 'use_neptune',
-                    'neptune_user', 'neptune_token', 'neptune_mode', 'num_workers', 'path_demo', 'usable_gpu',
-                    'cpu_processes')
+RUN_NEUTRAL_KEYS = ('name', 'tags', 'description', 'use_wandb', 'wandb_user', 'wandb_token', 'use_neptune',
+                    'neptune_user', 'neptune_token', 'neptune_mode', 'num_workers', 'log_interval_s', 'path_demo',
+                    'usable_gpu', 'cpu_processes')
 ARGUMENTS_FILE = 'arguments.json'  # the arguments a run was started with, in its run directory (tokens masked)
 # Keys that take one folder or a list of folders.
 PATH_LIST_KEYS = ('path_train', 'path_test')
@@ -198,7 +201,7 @@ PROBABILITY = Range(0.0, 1.0)
 RANGES = {
     'val_speakers': Range(1, why='and below the number of dev speakers, checked once they are read'),
     'val_trials': Range(2, why='a target and a non-target trial at least'),
-    'num_workers': Range(0),
+    'num_workers': Range(0), 'log_interval_s': Range(0.0),
     'cpu_processes': Range(1),
     'epoch': Range(1), 'epoch_KD': Range(1),
     'batch_size': Range(2, why='BatchNorm needs 2 items per process'),
@@ -448,10 +451,11 @@ def public_args(args: dict) -> dict:
 
 def differing_arguments(recorded: dict, requested: dict) -> tuple[list[str], list[str]]:
     """Compare a run's recorded arguments with new ones: (keys that change what the run computes, neutral keys
-    that differ), each as 'key: recorded → requested' lines."""
+    that differ), each as 'key: recorded → requested' lines. `resume` says how a run starts, not what it is: not
+    compared."""
     now = json.loads(json.dumps(public_args(requested)))  # the recorded file's types: lists, null, masked tokens
     changed, neutral = [], []
-    for key in sorted(set(recorded) | set(now)):
+    for key in sorted((set(recorded) | set(now)) - {'resume'}):
         if recorded.get(key) != now.get(key):
             line = f'{key}: {recorded.get(key, "(absent)")!r} → {now.get(key, "(absent)")!r}'
             (neutral if key in RUN_NEUTRAL_KEYS else changed).append(line)

@@ -24,6 +24,7 @@ from arguments import ARGUMENTS_FILE, EXPERIMENT_ARGS, HELP_FLAGS, SYSTEM_ARGS, 
 from trainer import checkpoint
 from trainer.methods import METHODS
 from utils.atomic import atomic_write_bytes
+from utils.errors import exit_on_user_error
 
 COMPARED = tuple(METHODS)
 DEFAULT_PREFIX = 'compare'
@@ -73,10 +74,7 @@ def run_method(argv: list[str], method: str, run_dir: str) -> dict | None:
         check_recorded(run_dir, argv)
         print(f'{method}: unfinished run {run_dir} resumed', flush=True)
         main.main([*argv, 'resume=True'])
-    elif os.path.exists(run_dir):
-        raise SystemExit(f'{run_dir} exists but holds no checkpoint (it stopped before its first epoch ended) and '
-                         f'is never overwritten: move it away, or compare under another name=')
-    else:
+    else:  # a directory without checkpoint is no run: main.py keeps its files aside and starts it
         print(f'{method}: new run {run_dir}', flush=True)
         main.main(argv)
     return load_results(run_dir, method) if os.path.isfile(os.path.join(run_dir, 'results.json')) else None
@@ -173,4 +171,4 @@ def report(results: list[dict], trial_list: str, notes: list[str]) -> str:
 
 
 if __name__ == '__main__':
-    compare(sys.argv[1:])
+    exit_on_user_error(lambda: compare(sys.argv[1:]))

@@ -15,21 +15,32 @@ import sys
 from safetensors import SafetensorError
 from torch.multiprocessing import ProcessExitedException
 
-from arguments import ARGUMENTS_FILE, ENV_CREDENTIALS, EXPERIMENT_ARGS, check_args, check_teacher_args, \
+from arguments import ARGUMENTS_FILE, ENV_CREDENTIALS, EXPERIMENT_ARGS, SYSTEM_ARGS, check_args, check_teacher_args, \
     differing_arguments, get_args, is_demo, public_args
-from data.bundle import build_data
+from data.audio import AudioError
+from data.bundle import DataBundle, build_data
 from data.demo import make_demo_corpus
 from export import export_model, export_onnx
 from log import build_logger
 from models.teacher import load_ssl_config, make_tiny_teacher
 from trainer import checkpoint
 from trainer.checkpoint import CheckpointWriteError, StaleCheckpointError
-from trainer.distributed import DistEnv, launch, planned_world_size
+from trainer.distributed import DistEnv, ElasticJob, elastic_job, launch, launched_by_torchrun, planned_world_size, \
+    restart_store_note, run_on_main_rank, torchrun_group
 from trainer.run import EXPORT_DIR, PhasesOutcome, final_lines, run_phases
 from utils.atomic import atomic_write_bytes
+from utils.errors import EXIT_USER_ERROR, UserError, exit_on_user_error, user_errors
 from utils.seed import seed_everything
 
 SOURCE_DIR = os.path.dirname(os.path.abspath(__file__))
+# What every rank receives: the resolved arguments (demo paths filled in, `resume` as decided), the run directory,
+# whether this is the built-in demo, and the data lists. The data are scanned and checked once, before the run
+# directory exists, and handed to the ranks rather than scanned again by each: one walk of a large corpus on a shared
+# file system instead of one per rank, the same lists on every rank, and its counts printed once.
+Payload = tuple[dict, str, bool, DataBundle]
+# The exceptions the checks before a run raise for the user's input (data scans: FileNotFoundError / ValueError,
+# audio headers: AudioError, teacher config: OSError, run directory: OSError); arguments.py stops with SystemExit.
+CHECK_ERRORS = (OSError, ValueError, AudioError)
 # errors that stop a run with one `error:` line (their message says what to do) and exit status 2
 STOPPING_ERRORS = (CheckpointWriteError, StaleCheckpointError)
 
@@ -55,7 +66,7 @@ def prepare_demo(args: dict) -> dict:
     return resolved
 
 
-def run(env: DistEnv, payload: tuple[dict, str, bool]) -> None:
+def run(env: DistEnv, payload: Payload) -> None:
     """One rank of `train_and_report`. A STOPPING_ERRORS error (raised on every rank together, or on rank 0 alone
     after the others finished) ends rank 0 with its one `error:` line and exit status 2; the other ranks end
     quietly, so no rank's exit can cut rank 0's line short."""
@@ -64,17 +75,16 @@ def run(env: DistEnv, payload: tuple[dict, str, bool]) -> None:
     except STOPPING_ERRORS as error:
         if env.is_main:
             print(f'error: {error}', file=sys.stderr, flush=True)
-            raise SystemExit(2) from None
+            raise SystemExit(EXIT_USER_ERROR) from None
 
 
-def train_and_report(env: DistEnv, payload: tuple[dict, str, bool]) -> None:
-    """One rank: seed, logger (rank 0 only), data, models, every training phase of the method, final evaluation of
+def train_and_report(env: DistEnv, payload: Payload) -> None:
+    """One rank: seed, logger (rank 0 only), models, every training phase of the method, final evaluation of
     the best state of the last phase, results.json and the export; at the end the outputs that could not be written
     completely (metric files, plots, trackers) are listed."""
-    args, run_dir, demo = payload
+    args, run_dir, demo, data = payload
     seed_everything(args['rand_seed'])
     logger = build_logger(args, run_dir, SOURCE_DIR, credentials=ENV_CREDENTIALS) if env.is_main else None
-    data = build_data(args)
     if env.is_main and args['validation'] == 'test':
         print('note: validation="test" selects the best epoch on the test trials themselves, as the original '
               'did (optimistic); validation=heldout holds dev speakers out instead', flush=True)
@@ -158,29 +168,71 @@ def record_arguments(run_dir: str, args: dict) -> None:
     with open(path) as f:
         changed, neutral = differing_arguments(json.load(f), args)
     if changed:
-        raise SystemExit(f"argument 'resume': {run_dir} was started with other values of keys that change what it "
-                         f"computes: {'; '.join(changed)}. Resume with the recorded values, or start a new name=")
+        raise UserError(f"argument 'resume': {run_dir} was started with other values of keys that change what it "
+                        f"computes: {'; '.join(changed)}. Resume with the recorded values, or start a new name=")
     if neutral:
-        print(f"note: resuming with changed settings that do not change the result: {'; '.join(neutral)}")
+        print(f"note: resuming with changed settings that do not change the result: {'; '.join(neutral)}",
+              flush=True)
+
+
+def elastic_restart_resumes(run_dir: str, job: ElasticJob | None) -> bool:
+    """Whether this is torchrun restarting the worker group of the job that trains the run in `run_dir` (it holds a
+    checkpoint and records this job): then the run resumes by itself. A new job still refuses an existing run."""
+    if job is None or not checkpoint.holds_checkpoint(run_dir) or not checkpoint.started_by_job(run_dir, job.job_id):
+        return False
+    print(f'note: torchrun restarted the workers of the job that trains {run_dir} (restart {job.restart} on this '
+          f'node): resuming from its last checkpoint', flush=True)
+    return True
+
+
+def prepare(argv: list[str] | None, job: ElasticJob | None) -> Payload:
+    """Check everything that is cheap to check, then prepare the run directory: a start that fails a check leaves
+    no directory behind. Checked: the arguments and their ranges, the teacher's config against them, the data folders
+    and their layout, the trial lists and every trial key (the data lists are scanned here, once, and handed to the
+    ranks), and on resume the recorded arguments. Every failure here is a user error (utils/errors.py).
+    Runs once per run: in the only process, in spawn's parent, or on torchrun's global rank 0."""
+    with user_errors(*CHECK_ERRORS):
+        args = get_args(argv)
+        if launched_by_torchrun():
+            ignored = [f'{key}={args[key]!r}' for key in ('usable_gpu', 'cpu_processes')
+                       if args[key] != SYSTEM_ARGS[key]]
+            if ignored:
+                print(f"note: {', '.join(ignored)} ignored under torchrun: its ranks are the processes, each on the "
+                      f"GPU its LOCAL_RANK names (nccl), or on the CPU (gloo) where CUDA is not available", flush=True)
+            if restart_store_note():
+                print(restart_store_note(), flush=True)
+        resolved = prepare_demo(args) if is_demo(args) else args
+        check_args(resolved, planned_world_size(args['usable_gpu'], args['cpu_processes']))
+        teacher = load_ssl_config(resolved['huggingface_url'])
+        check_teacher_args(resolved, teacher.num_hidden_layers, teacher.hidden_size)
+        data = build_data(resolved)
+        wanted = os.path.join(args['path_log'], args['project'], args['name'])
+        resume = args['resume'] or elastic_restart_resumes(wanted, job)
+        prepared = checkpoint.prepare_run_dir(args['path_log'], args['project'], args['name'], resume)
+        if prepared.note:
+            print(prepared.note, flush=True)
+        print(f'run directory: {prepared.path}', flush=True)
+        record_arguments(prepared.path, {**args, 'resume': prepared.resume})
+        if job is not None:
+            checkpoint.record_job(prepared.path, job.job_id)
+    return {**resolved, 'resume': prepared.resume}, prepared.path, is_demo(args), data
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Parse `key=value` arguments (sys.argv by default), prepare the run directory, start every rank."""
-    args = get_args(argv)
-    resolved = prepare_demo(args) if is_demo(args) else args
-    check_args(resolved, planned_world_size(args['usable_gpu'], args['cpu_processes']))
-    teacher = load_ssl_config(resolved['huggingface_url'])
-    check_teacher_args(resolved, teacher.num_hidden_layers, teacher.hidden_size)
-    run_dir = checkpoint.prepare_run_dir(args['path_log'], args['project'], args['name'], args['resume'])
-    print(f'run directory: {run_dir}')
-    record_arguments(run_dir, args)
-    try:
-        launch(run, (resolved, run_dir, is_demo(args)), args['usable_gpu'], args['cpu_processes'])
-    except ProcessExitedException as error:  # a spawned rank 0 printed its `error:` line and exited with status 2
-        if error.exit_code != 2:
-            raise
-        raise SystemExit(2) from None
+    """Parse `key=value` arguments (sys.argv by default), check them and the data, prepare the run directory (once),
+    start every rank. Under torchrun each rank runs this: they join the process group first, global rank 0 checks
+    and prepares while the others wait, and a failed check stops them all with rank 0's one message."""
+    with torchrun_group() as joined:
+        job = elastic_job()
+        payload = prepare(argv, job) if joined is None else run_on_main_rank(lambda: prepare(argv, job), joined)
+        args = payload[0]
+        try:
+            launch(run, payload, args['usable_gpu'], args['cpu_processes'], joined)
+        except ProcessExitedException as error:  # a spawned rank 0 printed its `error:` line and exited with status 2
+            if error.exit_code != EXIT_USER_ERROR:
+                raise
+            raise SystemExit(EXIT_USER_ERROR) from None
 
 
 if __name__ == '__main__':
-    main()
+    exit_on_user_error(main)

@@ -20,6 +20,8 @@ from export.model import ExportError, SpeakerRuntime
 from trainer.distributed import DistEnv
 from trainer.evaluate import extract_embeddings
 
+VOXCELEB_WAV = 'wav'  # VoxCeleb1's folder between its test root and the speaker folders
+
 
 def check_audio_path(path: str) -> str:
     """Return `path` when it is an existing .wav / .flac file; else an ExportError naming it."""
@@ -41,11 +43,24 @@ def read_path_list(list_path: str) -> list[str]:
     return paths
 
 
+def keys_root(root: str, keys: list[str]) -> str:
+    """The folder below which `keys` lie: `root` itself, or its `wav/` folder when `root` is VoxCeleb1's test folder
+    given one level up (<root>/wav/<spk>/<video>/<utt>.wav), as training accepts it."""
+    wav = os.path.join(root, VOXCELEB_WAV)
+    if os.path.isdir(wav) and not any(os.path.isfile(os.path.join(root, k)) for k in keys) and \
+            any(os.path.isfile(os.path.join(wav, k)) for k in keys):
+        return wav
+    return root
+
+
 def locate_keys(keys: list[str], roots: list[str]) -> list[str]:
-    """Path of each trial key below the first of `roots` that holds it (keys like id10270/x6uYqmx31kE/00001.wav)."""
+    """Path of each trial key below the first of `roots` that holds it (keys like id10270/x6uYqmx31kE/00001.wav); a
+    root may be given with or without VoxCeleb1's `wav/` level. Prints the folders used."""
     missing_roots = [r for r in roots if not os.path.isdir(r)]
     if missing_roots:
         raise ExportError(f"audio root not found: {missing_roots[0]}; expected a directory holding the trial keys")
+    roots = [keys_root(root, keys) for root in roots]
+    print(f"audio root{'s' if len(roots) > 1 else ''}: {', '.join(roots)}", flush=True)
     paths = []
     for key in keys:
         candidates = [os.path.join(root, key) for root in roots]

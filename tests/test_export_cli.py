@@ -63,6 +63,17 @@ def test_score_reproduces_the_training_models_eer(setup, capsys):
     assert dcf == pytest.approx(compute_min_dcf(setup['scores'], setup['labels'], 0.05), abs=1e-4)
 
 
+def test_score_accepts_the_voxceleb_test_root_above_wav(setup, capsys):
+    """--audio-root at the level above wav/ (VoxCeleb1's test folder as unpacked, which training accepts too) scores
+    the list to the same scores, and says which folder it read."""
+    out = str(setup['base'] / 'scores_above_wav.txt')
+    main(['score', '--model', setup['model'], '--trials', str(setup['base'] / 'veri_test2.txt'),
+          '--audio-root', str(setup['base']), '--out', out, '--device', 'cpu'])
+    written = np.array([float(line.split()[0]) for line in open(out)])
+    assert np.abs(written - setup['scores']).max() < 2e-5
+    assert f"audio root: {setup['base'] / 'wav'}\n" in capsys.readouterr().out
+
+
 def test_score_without_labels_writes_scores_only_searching_every_root(setup, capsys):
     unlabelled = setup['base'] / 'pairs.txt'
     unlabelled.write_text(''.join(f'{a} {b}\n' for a, b in setup['pairs'][:5]))

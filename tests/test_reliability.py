@@ -1,5 +1,6 @@
-"""Reliability: invalid arguments stop at once, broken audio is skipped (or stops early when a trial needs
-it), non-finite losses are skipped and counted, and a run of them stops with a loadable checkpoint."""
+"""Reliability: invalid arguments stop at once (user errors, before any run directory exists), broken audio is
+skipped (or stops early when a trial needs it), non-finite losses are skipped and counted, and a run of them stops
+with a loadable checkpoint."""
 import os
 import shutil
 
@@ -13,6 +14,7 @@ import trainer.methods
 from data.audio import AudioError
 from helpers_trainer import tiny_arguments
 from trainer import checkpoint
+from utils.errors import UserError
 
 
 @pytest.fixture(scope='module')
@@ -30,10 +32,11 @@ def _run_dir(root, name):
     (dict(batch_size=7, cpu_processes=2), 'batch_size'), (dict(crop_size=0), 'crop_size'),
     (dict(seg_size=-1), 'seg_size'), (dict(num_seg=0), 'num_seg'), (dict(init_teacher_idx=[0, 9]), 'init_teacher_idx'),
     (dict(target_layer_idx=[1, 2, 99]), 'target_layer_idx'), (dict(path_train='/no/such/dir'), 'path_train'),
-    (dict(curriculum='sudden'), 'curriculum'), (dict(student_hidden_layer_size=64), 'student_hidden_layer_size')])
+    (dict(curriculum='sudden'), 'curriculum'), (dict(student_hidden_layer_size=64), 'student_hidden_layer_size'),
+    (dict(log_interval_s=-1.0), 'log_interval_s')])
 def test_invalid_arguments_stop_before_anything_runs(root, override, key):
     name = f'invalid_{key}'
-    with pytest.raises(SystemExit, match=f"'{key}'"):
+    with pytest.raises(UserError, match=f"'{key}'"):
         main.main(tiny_arguments(root, name=name, **override))
     assert not os.path.exists(_run_dir(root, name))
 
@@ -72,9 +75,10 @@ def test_broken_file_needed_by_a_trial_stops_before_training(root, tmp_path):
     shutil.copytree(args['path_test'], test)
     victim = sorted(os.path.join(d, f) for d, _, fs in os.walk(test) for f in fs)[2]
     _break(victim, 'empty')
-    with pytest.raises(AudioError, match=os.path.basename(os.path.dirname(victim))):
+    with pytest.raises(UserError, match=os.path.basename(os.path.dirname(victim))) as stop:
         main.main(tiny_arguments(root, name='bad_trial', path_test=test))
-    assert not os.path.exists(os.path.join(_run_dir(root, 'bad_trial'), checkpoint.LAST))
+    assert isinstance(stop.value.__cause__, AudioError)
+    assert not os.path.exists(_run_dir(root, 'bad_trial'))  # checked before the run directory is made
 
 
 def _nan_at(monkeypatch, calls_with_nan):

@@ -11,6 +11,7 @@ from export import load_exported
 from helpers_trainer import tiny_arguments
 from models.teacher import load_ssl_model
 from trainer import checkpoint
+from utils.errors import UserError
 
 
 @pytest.fixture(scope='module')
@@ -76,7 +77,7 @@ def test_second_run_with_same_name_fails_and_leaves_files_untouched(root):
         for name in files:
             path = os.path.join(folder, name)
             before[path] = open(path, 'rb').read()
-    with pytest.raises(SystemExit, match='resume=True'):
+    with pytest.raises(UserError, match='resume=True'):
         main.main(args)
     after = {os.path.join(folder, name) for folder, _, files in os.walk(run) for name in files}
     assert after == set(before)

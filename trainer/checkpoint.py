@@ -1,5 +1,6 @@
 """What a run keeps on disk: the training state carried from checkpoint to checkpoint, checkpoints written atomically
-(temporary file, flush, fsync, rename), and run directories that are never overwritten.
+(temporary file, flush, fsync, rename), and run directories: a run (a directory holding a checkpoint) is never
+overwritten, and what a failed start left is kept aside.
 
 A checkpoint that cannot be written after a short retry stops the run (CheckpointWriteError): training never goes on
 unsaved. Before the first epoch, `check_free_space` compares what the run will hold on disk at once with the free
@@ -20,9 +21,12 @@ from torch import nn
 
 from trainer.distributed import DistEnv, all_ranks_agree
 from utils.atomic import atomic_write
+from utils.errors import UserError
 
 LAST = 'checkpoint_last.pt'
 BEST = 'checkpoint_best.pt'
+ATTEMPTS = 'attempts'  # failed starts' files, one <timestamp> folder each, inside the run directory
+JOB_FILE = 'torchrun_job.txt'  # id of the torchrun job training the run: that job's elastic restarts resume it
 WRITE_ATTEMPTS = 3  # tries of one checkpoint write before the run stops
 RETRY_SECONDS = 1.0  # wait before the second try, doubled before each further one
 TENSOR_OVERHEAD = 1024  # bytes a saved tensor costs beyond its data (archive entry, alignment, pickle record), upper
@@ -222,16 +226,76 @@ def load(path: str, map_location: str | torch.device = 'cpu') -> dict:
         raise RuntimeError(f'checkpoint {path} could not be read: {error}') from error
 
 
-def prepare_run_dir(path_log: str, project: str, name: str, resume: bool) -> str:
-    """Create `path_log/project/name`, or return it for `resume`; an existing run is never overwritten."""
+@dataclass(frozen=True)
+class RunDir:
+    """A run directory ready for training."""
+    path: str
+    resume: bool  # continue from checkpoint_last.pt (else train from epoch 1)
+    note: str = ''  # what happened besides creating or reopening it, to print ('' when nothing)
+
+
+def holds_checkpoint(run_dir: str) -> bool:
+    """Whether `run_dir` holds any checkpoint: a directory without one is a start that failed before its first save,
+    not a run."""
+    return os.path.isdir(run_dir) and any(n.startswith('checkpoint') and n.endswith('.pt') for n in os.listdir(run_dir))
+
+
+def started_by_job(run_dir: str, job_id: str) -> bool:
+    """Whether the torchrun job `job_id` is the one that trains the run in `run_dir` (see record_job)."""
+    path = os.path.join(run_dir, JOB_FILE)
+    if not os.path.isfile(path):
+        return False
+    with open(path) as f:
+        return f.read().strip() == job_id
+
+
+def record_job(run_dir: str, job_id: str) -> None:
+    """Note that the torchrun job `job_id` trains the run in `run_dir`, so that its restarts may resume it."""
+    atomic_write(os.path.join(run_dir, JOB_FILE), lambda stream: stream.write(f'{job_id}\n'.encode()))
+
+
+def set_aside(run_dir: str) -> str | None:
+    """Move everything in `run_dir` except earlier attempts into `run_dir/attempts/<timestamp>/` (nothing is deleted);
+    the folder it went to, or None when there was nothing to move."""
+    entries = sorted(n for n in os.listdir(run_dir) if n != ATTEMPTS)
+    if not entries:
+        return None
+    stamp = time.strftime('%Y%m%d-%H%M%S')
+    target, index = os.path.join(run_dir, ATTEMPTS, stamp), 0
+    while os.path.exists(target):  # two failed starts within a second
+        index += 1
+        target = os.path.join(run_dir, ATTEMPTS, f'{stamp}-{index}')
+    os.makedirs(target)
+    for name in entries:
+        os.rename(os.path.join(run_dir, name), os.path.join(target, name))
+    return target
+
+
+def prepare_run_dir(path_log: str, project: str, name: str, resume: bool) -> RunDir:
+    """Create `path_log/project/name`, or reopen it for `resume`; a run (a directory holding a checkpoint) is never
+    overwritten. A directory without any checkpoint is the leftover of a start that failed before its first save:
+    its files are moved into attempts/<timestamp>/ and the run starts at epoch 1 (also when `resume` asks to
+    continue it, with a note)."""
     run_dir = os.path.join(path_log, project, name)
-    if resume:
+    if os.path.exists(run_dir) and not os.path.isdir(run_dir):
+        raise UserError(f"run directory {run_dir} is a file, not a directory: choose another name= or path_log=")
+    if holds_checkpoint(run_dir):
+        if not resume:
+            raise UserError(f"run directory {run_dir} already exists and is never overwritten: continue it with "
+                            f"resume=True, or start a new run with name=<new name>")
         if not os.path.isfile(os.path.join(run_dir, LAST)):
-            raise SystemExit(f"argument 'resume': no checkpoint to resume in {run_dir} "
-                             f"(expected {os.path.join(run_dir, LAST)})")
-        return run_dir
-    if os.path.exists(run_dir):
-        raise SystemExit(f"run directory {run_dir} already exists and is never overwritten: "
-                         f"continue it with resume=True, or start a new run with name=<new name>")
-    os.makedirs(run_dir)
-    return run_dir
+            raise UserError(f"argument 'resume': {run_dir} holds no {LAST} to resume from; start a new run with "
+                            f"name=<new name>")
+        return RunDir(run_dir, True)
+    if not os.path.isdir(run_dir):
+        if resume:
+            raise UserError(f"argument 'resume': there is no run {run_dir} to resume; check name= and path_log=, or "
+                            f"leave resume=True out to start it")
+        os.makedirs(run_dir)
+        return RunDir(run_dir, False)
+    moved = set_aside(run_dir)
+    kept = f'; its files are kept in {moved}' if moved else ''
+    note = (f'note: {run_dir} holds no checkpoint (a start that stopped before its first save){kept}. '
+            + ('resume=True has nothing to continue: training starts at epoch 1' if resume else
+               'This run starts in it at epoch 1'))
+    return RunDir(run_dir, False, note)

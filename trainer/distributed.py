@@ -1,14 +1,17 @@
 """Processes and ranks: spawn one process per GPU (as the original), join torchrun's ranks, or gloo on CPU.
 
-Only this file and main.py know how processes start; the rest reads a `DistEnv`.
+Only this file and main.py know how processes start; the rest reads a `DistEnv`. Under torchrun every rank runs
+main.py: main joins the process group first (torchrun_group), global rank 0 alone checks the arguments and data and
+prepares the run directory while the others wait (run_on_main_rank), then every rank trains.
 """
 from __future__ import annotations
 
 import os
 import signal
 import socket
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Iterator, TypeVar
 
 import torch
 import torch.distributed as dist
@@ -17,6 +20,9 @@ import torch.nn as nn
 from torch.distributed.nn.functional import all_reduce as differentiable_all_reduce
 
 from data.workers import STOP_SIGNALS
+from utils.errors import EXIT_USER_ERROR, UserError
+
+T = TypeVar('T')
 
 
 @dataclass(frozen=True)
@@ -58,9 +64,14 @@ def gpu_ids(usable_gpu: str) -> list[int]:
     return ids
 
 
+def launched_by_torchrun() -> bool:
+    """Whether a launcher (torchrun, or any that sets RANK and WORLD_SIZE) started this process as one rank."""
+    return 'RANK' in os.environ and 'WORLD_SIZE' in os.environ
+
+
 def planned_world_size(usable_gpu: str, cpu_processes: int) -> int:
     """How many processes `launch` will run: torchrun's WORLD_SIZE, else one per GPU, else `cpu_processes`."""
-    if 'WORLD_SIZE' in os.environ:
+    if launched_by_torchrun():
         return int(os.environ['WORLD_SIZE'])
     return len(gpu_ids(usable_gpu)) or cpu_processes
 
@@ -80,23 +91,100 @@ def _worker(index: int, fn: Callable, world_size: int, devices: list[str], port:
             dist.destroy_process_group()
 
 
-def launch(fn: Callable, payload, usable_gpu: str = '', cpu_processes: int = 1) -> None:
+@contextmanager
+def torchrun_group() -> Iterator[DistEnv | None]:
+    """Under torchrun: join its process group for the block (gloo on CPU; nccl on the GPU LOCAL_RANK names) and yield
+    this rank's DistEnv (global rank and world size from the launcher). Otherwise yield None."""
+    if not launched_by_torchrun():
+        yield None
+        return
+    rank, world = int(os.environ['RANK']), int(os.environ['WORLD_SIZE'])
+    local = int(os.environ.get('LOCAL_RANK', 0))
+    device = torch.device(f'cuda:{local}') if torch.cuda.is_available() else torch.device('cpu')
+    if device.type == 'cuda':
+        torch.cuda.set_device(device)
+    dist.init_process_group('nccl' if device.type == 'cuda' else 'gloo')
+    try:
+        yield DistEnv(rank, world, device)
+    finally:
+        dist.destroy_process_group()
+
+
+@dataclass(frozen=True)
+class ElasticJob:
+    """The torchrun job this rank belongs to: an id that stays the same when torchrun restarts the worker group and
+    differs for any other job, and this node's restart count (TORCHELASTIC_RESTART_COUNT)."""
+    job_id: str
+    restart: int
+
+
+def elastic_job() -> ElasticJob | None:
+    """This process's torchrun job (None when torchrun did not start it). The id joins torchrun's run id (--rdzv_id,
+    or the one --standalone draws) with the host and process id of the agent that started this rank: global rank 0
+    keeps its agent across the restarts of a job, and a new torchrun command is a new agent. (The restart count
+    alone cannot say it: each node's agent counts only the restarts it caused.)"""
+    if 'TORCHELASTIC_RESTART_COUNT' not in os.environ:
+        return None
+    run_id = os.environ.get('TORCHELASTIC_RUN_ID', 'none')
+    return ElasticJob(f'{run_id}@{socket.gethostname()}:{os.getppid()}', int(os.environ['TORCHELASTIC_RESTART_COUNT']))
+
+
+def restart_store_note() -> str:
+    """A note when torchrun may restart the workers while sharing its rendezvous store with them ('' otherwise): the
+    restarted group then finds the previous attempt's addresses in that store and cannot connect (seen with gloo and
+    torch 2.14; pytorch/pytorch#135712 for nccl), unless torchrun runs with TORCH_DISABLE_SHARE_RDZV_TCP_STORE=1."""
+    if int(os.environ.get('TORCHELASTIC_MAX_RESTARTS', '0')) == 0 or \
+            os.environ.get('TORCHELASTIC_USE_AGENT_STORE') != 'True':
+        return ''
+    return ('note: torchrun may restart this job (--max-restarts) but shares its rendezvous store with the workers; '
+            'a restarted worker group then reads the previous attempt\'s addresses from it and fails to connect. '
+            'Launch with TORCH_DISABLE_SHARE_RDZV_TCP_STORE=1 torchrun ... so that restarts resume (see README)')
+
+
+FAULT_ENV = 'OS_KDFT2_FAULT_AT_STEP'  # TEST ONLY (tests/test_torchrun.py): '<rank>:<epoch>:<step>' makes that global
+                                      # rank exit with status 1 right after that training step, on a first attempt
+
+
+def exit_if_fault_injected(env: DistEnv, epoch: int, step: int) -> None:
+    """Test only: simulate a crashed rank (os._exit(1), no clean-up) where FAULT_ENV asks for one, on a job's first
+    attempt only (not after torchrun restarted it), so that elastic restarts can be tested for real."""
+    fault = os.environ.get(FAULT_ENV)
+    if fault and os.environ.get('TORCHELASTIC_RESTART_COUNT', '0') == '0' and \
+            fault == f'{env.rank}:{epoch}:{step}':
+        print(f'{FAULT_ENV}: rank {env.rank} exits after epoch {epoch} step {step} (test fault)', flush=True)
+        os._exit(1)
+
+
+def run_on_main_rank(fn: Callable[[], T], env: DistEnv) -> T:
+    """Run `fn()` on rank 0 only and hand its result to every rank; the other ranks wait for it here (a barrier).
+    When it fails, every rank stops together: rank 0 raises the error (reported once, there), the others exit quietly
+    with the status it implies (EXIT_USER_ERROR for a UserError, else 1)."""
+    outcome: list = [None]
+    if env.is_main:
+        try:
+            outcome[0] = ('done', fn())
+        except UserError:
+            dist.broadcast_object_list([('failed', EXIT_USER_ERROR)], src=0)
+            raise
+        except BaseException:
+            dist.broadcast_object_list([('failed', 1)], src=0)
+            raise
+    dist.broadcast_object_list(outcome, src=0)
+    kind, value = outcome[0]
+    if kind == 'failed':
+        raise SystemExit(value)
+    return value
+
+
+def launch(fn: Callable, payload, usable_gpu: str = '', cpu_processes: int = 1, joined: DistEnv | None = None) -> None:
     """Run `fn(env, payload)` on every rank.
 
-    Under torchrun (RANK/WORLD_SIZE/LOCAL_RANK set) this process is one rank of its job; otherwise one
-    process is spawned per GPU in `usable_gpu`, or `cpu_processes` gloo processes when no GPU is used.
+    `joined`: this process is already one rank of a launcher's job (torchrun, see torchrun_group), and `fn` runs here
+    as that rank. Otherwise one process is spawned per GPU in `usable_gpu`, or `cpu_processes` gloo processes when no
+    GPU is used.
     """
-    if 'RANK' in os.environ and 'WORLD_SIZE' in os.environ:
-        rank, world = int(os.environ['RANK']), int(os.environ['WORLD_SIZE'])
-        local = int(os.environ.get('LOCAL_RANK', 0))
-        device = torch.device(f'cuda:{local}') if torch.cuda.is_available() else torch.device('cpu')
-        if device.type == 'cuda':
-            torch.cuda.set_device(device)
-        dist.init_process_group('nccl' if device.type == 'cuda' else 'gloo')
-        try:
-            fn(DistEnv(rank, world, device), payload)
-        finally:
-            dist.destroy_process_group()
+    if joined is not None:
+        fn(joined, payload)
         return
     ids = gpu_ids(usable_gpu)
     devices = [f'cuda:{i}' for i in ids] or ['cpu'] * cpu_processes

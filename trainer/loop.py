@@ -28,7 +28,7 @@ from data.workers import STOP_SIGNALS, ignore_stop_signals, stop_signals_blocked
 from models.description import describe_model
 from trainer import checkpoint
 from trainer.checkpoint import CheckpointWriteError, StaleCheckpointError, TrainState
-from trainer.distributed import DistEnv, all_ranks_agree, gather_objects
+from trainer.distributed import DistEnv, all_ranks_agree, exit_if_fault_injected, gather_objects
 from trainer.evaluate import evaluate_trials, extract_embeddings
 from trainer.methods import PhaseModule
 from utils.seed import get_rng_state, seed_everything, set_rng_state
@@ -43,15 +43,59 @@ class FitConfig:
     run_dir: str
     seg_size: int  # TTA segment, stored in checkpoints for exports
     num_seg: int
+    log_interval_s: float  # seconds between progress lines where the output is not a terminal
     amp: bool = False
     num_workers: int = 0
     max_nonfinite_steps: int = 10
-    progress: bool = True
+    progress: bool = True  # show the training progress (rank 0)
     phase: str = 'joint'  # the phase this loop trains, recorded in every checkpoint
     validate: bool = True  # speaker validation and best-epoch selection after every epoch
     best_name: str = checkpoint.BEST  # file (in run_dir) of the best validated state
     log_prefix: str = ''  # prepended to every metric name ('' for the last phase of a method)
     label: str = ''  # printed before every epoch line, e.g. '[precomp 1/2: kd] '
+
+
+def clock_text(seconds: float) -> str:
+    """Seconds as h:mm:ss, or m:ss under an hour."""
+    minutes, secs = divmod(int(round(seconds)), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f'{hours}:{minutes:02d}:{secs:02d}' if hours else f'{minutes}:{secs:02d}'
+
+
+class EpochProgress:
+    """The progress of one epoch, shown by rank 0: a tqdm bar when stderr is a terminal; otherwise (a cluster job's
+    log file, where a bar would sit at 0 %) a line at most every `interval` seconds with the epoch, step/total,
+    loss, items/s and the epoch's ETA."""
+
+    def __init__(self, title: str, skip: int, total: int, items_per_step: int, interval: float, shown: bool):
+        self.title, self.skip, self.total, self.interval = title, skip, total, interval
+        self.items_per_step = items_per_step
+        self.started = self.printed = time.time()
+        terminal = sys.stderr.isatty()
+        self.bar = tqdm(desc=title, initial=skip, total=total, dynamic_ncols=True, leave=False, mininterval=0.5) \
+            if shown and terminal else None
+        self.lines = shown and not terminal
+
+    def update(self, step: int, loss: float | None) -> None:
+        """Step `step` (1-based, counted from the epoch's start) is done; `loss` is None when its update was skipped."""
+        now = time.time()
+        elapsed = max(now - self.started, 1e-9)
+        rate = (step - self.skip) * self.items_per_step / elapsed  # items per second in this session
+        if self.bar is not None:
+            if loss is not None:
+                self.bar.set_postfix(loss=f'{loss:.3f}', utt_s=f'{rate:.1f}', refresh=False)
+            self.bar.update(1)
+        elif self.lines and now - self.printed >= self.interval:
+            self.printed = now
+            eta = (self.total - step) * elapsed / (step - self.skip)
+            shown = 'skipped' if loss is None else f'{loss:.4f}'
+            print(f'{self.title} step {step}/{self.total} | loss {shown} | {rate:.1f} items/s | '
+                  f'ETA {clock_text(eta)}', flush=True)
+
+    def close(self) -> None:
+        """Remove the bar (the epoch's summary line follows)."""
+        if self.bar is not None:
+            self.bar.close()
 
 
 class ResumableSampler(Sampler):
@@ -181,7 +225,7 @@ class Trainer:
         skip = self.state.step
         self.train_set.set_epoch(epoch)
         self.sampler.set_epoch(epoch, skip * self.cfg.batch_size)
-        with stop_signals_blocked():  # workers start here; a group-wide stop signal must not kill one while it starts
+        with stop_signals_blocked():  # workers start here: a group-wide stop signal must not kill one starting
             batches = iter(self.loader)  # before seeding: creating the iterator draws from torch's RNG
         if self.rng_on_resume is not None:
             set_rng_state(self.rng_on_resume)
@@ -190,15 +234,15 @@ class Trainer:
             seed_everything(self.cfg.seed, epoch, self.env.rank)
         self.model.train()
         sums, count = dict(self.state.partial.get('sums', {})), self.state.partial.get('count', 0)
-        started = time.time()
-        bar = tqdm(batches, desc=f'{self.cfg.label}epoch {epoch}/{self.cfg.epochs}',
-                   disable=not (self.env.is_main and self.cfg.progress), initial=skip, total=skip + len(self.loader),
-                   dynamic_ncols=True, leave=False, mininterval=0.5 if sys.stderr.isatty() else 60.0)
-        for step, batch in enumerate(bar, start=skip + 1):
+        progress = EpochProgress(f'{self.cfg.label}epoch {epoch}/{self.cfg.epochs}', skip, skip + len(self.loader),
+                                 self.cfg.batch_size * self.env.world_size, self.cfg.log_interval_s,
+                                 shown=self.env.is_main and self.cfg.progress)
+        for step, batch in enumerate(batches, start=skip + 1):
             self.note_bad_audio(batch.skipped, epoch)
             sums['kd_vox_share'] = sums.get('kd_vox_share', 0.0) + float(batch.from_vox.float().mean())
             losses = train_step(self.model, self.targets_of, batch.to(self.env.device), self.optimizer, self.env,
                                 self.cfg.amp)
+            exit_if_fault_injected(self.env, epoch, step)
             if losses is None:
                 self.state.nonfinite_run += 1
                 self.state.nonfinite_total += 1
@@ -218,13 +262,14 @@ class Trainer:
                 for name, value in losses.items():
                     sums[name] = sums.get(name, 0.0) + value
                 count += 1
-                rate = (step - skip) * self.cfg.batch_size * self.env.world_size / (time.time() - started)
-                bar.set_postfix(loss=f"{losses['loss']:.3f}", utt_s=f'{rate:.1f}', refresh=False)
+            progress.update(step, None if losses is None else losses['loss'])
             if not all_ranks_agree(not self.stop_requested, self.env):
+                progress.close()
                 self.state.step = step
                 self.state.partial = {'sums': sums, 'count': count}
                 self.save(checkpoint.LAST)
                 return None
+        progress.close()
         steps = skip + len(self.loader)
         self.state.step, self.state.partial = 0, {}
         means = {name: total / max(count, 1) for name, total in sums.items() if name != 'kd_vox_share'}

@@ -85,7 +85,8 @@ def build_trainer(args: dict, env: DistEnv, data: DataBundle, logger, run_dir: s
                                    args['curriculum'], epochs, args['rand_seed'], env.rank,
                                    args['curriculum_p'], args['max_bad_audio_fraction'], phase.kd_audio, phase.ft_audio)
     config = FitConfig(epochs=epochs, seed=args['rand_seed'], batch_size=args['batch_size'] // env.world_size,
-                       run_dir=run_dir, seg_size=args['seg_size'], num_seg=args['num_seg'], amp=args['amp'],
+                       run_dir=run_dir, seg_size=args['seg_size'], num_seg=args['num_seg'],
+                       log_interval_s=args['log_interval_s'], amp=args['amp'],
                        num_workers=args['num_workers'], max_nonfinite_steps=args['max_nonfinite_steps'],
                        phase=phase.name, validate=phase.validates, best_name=best_name, log_prefix=log_prefix,
                        label=label)
