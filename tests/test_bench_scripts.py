@@ -28,6 +28,8 @@ SMALLEST = {  # script -> its smallest configuration
     'bench/data_loading.py': ['--files', '10', '--file-seconds', '1', '--libri-files', '2', '--items', '8', '--crop',
                               '3600', '--workers', '0', '--step-crops-per-s', '100', '--device', 'cpu', *FAST],
     'bench/gpu.py': ['--model', 'tiny', '--device', 'cpu', '--threads', '1'],
+    'bench/vox2_scale.py': ['--files', '200', '--workers', '1', '--steps', '2', '--batch', '8', '--repeats', '1',
+                            '--extrapolate-to', '1000'],
 }
 RUNNER = r'''
 import contextlib, io, json, os, runpy, sys, traceback
@@ -147,3 +149,10 @@ def test_gpu_script(report):
     for title in ('os_kdft2 training step on cpu', 'speed-up over "eager, fp32"', 'speaker embedding on cpu',
                   'parameters'):
         assert title in out
+
+
+def test_vox2_scale_measures_both_indexes(report):
+    rows = table_rows(run(report, 'bench/vox2_scale.py'), 'VoxCeleb2-layout tree')
+    assert rows[0][0].endswith('(old)') and rows[1][0].endswith('(new)') and rows[0][1] == rows[1][1] == '200'
+    for row in rows[:2]:
+        assert float(row[-1]) > 0 and all(float(cell) > 0 for cell in row[4:8])  # PSS read for main and worker
