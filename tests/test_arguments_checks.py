@@ -14,6 +14,7 @@ import main
 from arguments import EXPERIMENT_ARGS, NULLABLE, RANGES, SYSTEM_ARGS, get_args, print_help
 from data.utterance_index import Utterance, UtteranceIndex
 from data.voxceleb import hold_out_speakers
+from utils.errors import UserError
 
 DEFAULTS = {**SYSTEM_ARGS, **EXPERIMENT_ARGS}
 DATA = 'path_train=/data/vox1/dev/wav'  # a data set configured (not checked to exist until check_args)
@@ -33,13 +34,13 @@ DATA = 'path_train=/data/vox1/dev/wav'  # a data set configured (not checked to 
     ('path_test=/data/vox1/test/wav', 'path_test'), ('path_libri=/data/LibriSpeech', 'path_libri')])
 def test_bad_value_is_refused_before_any_data_is_made(tmp_path, item, key):
     """main.main on the demo: refused with the key named before the demo corpus or the run folder exists."""
-    with pytest.raises(SystemExit, match=f"^argument '{key}': "):
+    with pytest.raises(UserError, match=f"^argument '{key}': "):
         main.main([f'path_demo={tmp_path / "demo"}', f'path_log={tmp_path / "runs"}', item])
     assert os.listdir(tmp_path) == []
 
 
 def test_a_bad_value_is_named_before_the_data_paths_are_looked_at(tmp_path):
-    with pytest.raises(SystemExit, match="^argument 'cpu_processes': got 0; expected an int >= 1$"):
+    with pytest.raises(UserError, match="^argument 'cpu_processes': got 0; expected an int >= 1$"):
         main.main([f'path_train={tmp_path / "none"}', f'path_log={tmp_path / "runs"}', 'cpu_processes=0'])
     assert os.listdir(tmp_path) == []
 
@@ -111,7 +112,7 @@ def test_a_list_stripped_of_its_quotes_by_the_shell_gets_the_quoting_rule():
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason='checks a machine without CUDA')
 def test_gpus_asked_for_without_cuda_are_refused(tmp_path):
-    with pytest.raises(SystemExit, match="^argument 'usable_gpu': got '0,1'; no CUDA GPU is visible here"):
+    with pytest.raises(UserError, match="^argument 'usable_gpu': got '0,1'; no CUDA GPU is visible here"):
         main.main([f'path_demo={tmp_path / "demo"}', 'usable_gpu=0,1'])
     assert os.listdir(tmp_path) == []
     assert get_args(['usable_gpu=cpu'])['usable_gpu'] == 'cpu' and get_args(['usable_gpu='])['usable_gpu'] == ''
