@@ -11,6 +11,7 @@ import signal
 import socket
 from contextlib import contextmanager
 from dataclasses import dataclass
+from multiprocessing import resource_tracker
 from typing import Callable, Iterator, TypeVar
 
 import torch
@@ -19,7 +20,7 @@ import torch.multiprocessing as mp
 import torch.nn as nn
 from torch.distributed.nn.functional import all_reduce as differentiable_all_reduce
 
-from data.workers import STOP_SIGNALS
+from data.workers import STOP_SIGNALS, stop_signals_blocked
 from utils.errors import EXIT_USER_ERROR, UserError
 
 T = TypeVar('T')
@@ -191,6 +192,8 @@ def launch(fn: Callable, payload, usable_gpu: str = '', cpu_processes: int = 1, 
     if len(devices) == 1:
         _worker(0, fn, 1, devices, 0, payload)
     else:
+        with stop_signals_blocked():  # started with them blocked, the resource tracker the ranks share (a Python
+            resource_tracker.ensure_running()  # process of this group) outlives a group-wide SIGUSR1 as well
         context = mp.spawn(_worker, args=(fn, len(devices), devices, free_port(), payload), nprocs=len(devices),
                            join=False)
 
