@@ -11,6 +11,7 @@ import tempfile
 from dataclasses import dataclass
 
 import numpy as np
+import pytest
 import soundfile as sf
 import torch
 import torch.nn.functional as F
@@ -130,3 +131,12 @@ def onnx_setup() -> OnnxSetup:
     model_dir = export_model(core, os.path.join(base, 'model'), threshold, {'note': 'onnx test'}, SEG_SIZE, NUM_SEG)
     main(['onnx', '--model', model_dir])
     return OnnxSetup(core, base, files, pairs, labels, reference, scores, eer, threshold, model_dir)
+
+
+def cli_error(argv: list[str]) -> str:
+    """The one-line message `python -m export <argv>` exits with on a user error (checked to be one `error:` line)."""
+    with pytest.raises(SystemExit) as stop:
+        main(argv)
+    message = str(stop.value.code)
+    assert '\n' not in message and message.startswith('error: ')
+    return message

@@ -13,8 +13,8 @@ import pytest
 
 from export import describe_model, export_model
 from export.cli import main
-from helpers_export import (NUM_SEG, SEG_SIZE, reference_embeddings, reference_score, training_core, write_corpus,
-                            write_trial_list)
+from helpers_export import (NUM_SEG, SEG_SIZE, cli_error, reference_embeddings, reference_score, training_core,
+                            write_corpus, write_trial_list)
 from trainer.checkpoint import save_atomic
 from utils.metrics import compute_eer, compute_min_dcf
 
@@ -36,15 +36,6 @@ def setup(tmp_path_factory):
     save_atomic({'model': core.state_dict(), 'export': describe_model(core, SEG_SIZE, NUM_SEG)}, ckpt)
     return dict(base=base, files=files, pairs=pairs, labels=labels, reference=reference, scores=scores, eer=eer,
                 threshold=threshold, model=model_dir, ckpt=ckpt)
-
-
-def _error_of(argv: list[str]) -> str:
-    """The one-line message a user error exits with."""
-    with pytest.raises(SystemExit) as stop:
-        main(argv)
-    message = str(stop.value.code)
-    assert '\n' not in message and message.startswith('error: ')
-    return message
 
 
 def test_score_reproduces_the_training_models_eer(setup, capsys):
@@ -131,19 +122,19 @@ def test_export_command_sets_the_threshold_at_the_lists_eer(setup):
 def test_user_errors_are_one_line_naming_the_path(setup):
     wav = setup['files'][setup['pairs'][0][0]]
     missing = str(setup['base'] / 'nowhere.wav')
-    assert missing in _error_of(['verify', '--model', setup['model'], wav, missing])
+    assert missing in cli_error(['verify', '--model', setup['model'], wav, missing])
     mp3 = setup['base'] / 'voice.mp3'
     mp3.write_bytes(b'ID3')
-    message = _error_of(['embed', '--model', setup['model'], '--out', str(setup['base'] / 'x.npz'), str(mp3)])
+    message = cli_error(['embed', '--model', setup['model'], '--out', str(setup['base'] / 'x.npz'), str(mp3)])
     assert str(mp3) in message and 'unsupported audio format' in message
     not_export = str(setup['base'] / 'wav')
-    message = _error_of(['verify', '--model', not_export, wav, wav])
+    message = cli_error(['verify', '--model', not_export, wav, wav])
     assert not_export in message and 'export.json' in message
-    message = _error_of(['export', '--checkpoint', setup['ckpt'], '--out', setup['model'], '--threshold', '0'])
+    message = cli_error(['export', '--checkpoint', setup['ckpt'], '--out', setup['model'], '--threshold', '0'])
     assert setup['model'] in message and 'already exists' in message
     bad_trials = setup['base'] / 'bad_trials.txt'
     bad_trials.write_text('1 id10000/video0/00001.wav id19999/video0/00001.wav\n')
-    message = _error_of(['score', '--model', setup['model'], '--trials', str(bad_trials), '--audio-root',
+    message = cli_error(['score', '--model', setup['model'], '--trials', str(bad_trials), '--audio-root',
                          str(setup['base'] / 'wav'), '--out', str(setup['base'] / 's.txt')])
     assert 'trial key id19999/video0/00001.wav not found' in message and str(setup['base'] / 'wav') in message
 

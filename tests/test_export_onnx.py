@@ -15,7 +15,7 @@ import torch
 
 from export import ExportError, load_onnx
 from export.cli import main
-from helpers_export import NUM_SEG, SEG_SIZE, onnx_setup
+from helpers_export import NUM_SEG, SEG_SIZE, cli_error, onnx_setup
 
 RATE = 16000
 TOLERANCE = 1e-4  # max abs difference of unit-normalised embeddings the issue asks for
@@ -160,32 +160,24 @@ def test_embed_and_verify_with_runtime_onnx_print_the_same(setup, capsys, tmp_pa
     assert re.sub(r'score -?[0-9.]+', '', printed['onnx']) == re.sub(r'score -?[0-9.]+', '', printed['torch'])
 
 
-def _error_of(argv: list[str]) -> str:
-    with pytest.raises(SystemExit) as stop:
-        main(argv)
-    message = str(stop.value.code)
-    assert '\n' not in message and message.startswith('error: ')
-    return message
-
-
 def test_user_errors_are_one_line_naming_the_path(setup, tmp_path):
     wav = setup.files[setup.pairs[0][0]]
     plain = str(tmp_path / 'plain')
     shutil.copytree(setup.model, plain, ignore=shutil.ignore_patterns('model.onnx*'))
-    message = _error_of(['verify', '--model', plain, '--runtime', 'onnx', wav, wav])
+    message = cli_error(['verify', '--model', plain, '--runtime', 'onnx', wav, wav])
     assert f'{plain} has no model.onnx; write it with `python -m export onnx --model {plain}`' in message
-    message = _error_of(['onnx', '--model', setup.model])
+    message = cli_error(['onnx', '--model', setup.model])
     assert os.path.join(setup.model, 'model.onnx') in message and 'already exists' in message
-    message = _error_of(['onnx', '--model', str(tmp_path), '--out', str(tmp_path / 'x.onnx')])
+    message = cli_error(['onnx', '--model', str(tmp_path), '--out', str(tmp_path / 'x.onnx')])
     assert f'{tmp_path} is not an export: no export.json' in message
-    assert _error_of(['onnx', '--model', setup.model, '--out', str(tmp_path / 'x.txt')]).endswith(
+    assert cli_error(['onnx', '--model', setup.model, '--out', str(tmp_path / 'x.txt')]).endswith(
         'expected a file name ending in .onnx')
     assert os.listdir(tmp_path) == ['plain']  # nothing half-written
     broken = tmp_path / 'broken'
     shutil.copytree(setup.model, broken)
     (broken / 'model.onnx').write_bytes(b'not a graph')
-    message = _error_of(['embed', '--model', str(broken), '--runtime', 'onnx', '--out', str(tmp_path / 'e.npz'), wav])
+    message = cli_error(['embed', '--model', str(broken), '--runtime', 'onnx', '--out', str(tmp_path / 'e.npz'), wav])
     assert f'{broken / "model.onnx"} could not be loaded by onnxruntime' in message
     os.remove(broken / 'model.onnx.json')
-    message = _error_of(['embed', '--model', str(broken), '--runtime', 'onnx', '--out', str(tmp_path / 'e.npz'), wav])
+    message = cli_error(['embed', '--model', str(broken), '--runtime', 'onnx', '--out', str(tmp_path / 'e.npz'), wav])
     assert f'has no description {broken / "model.onnx.json"}' in message

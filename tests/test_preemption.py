@@ -55,4 +55,5 @@ def test_group_sigterm_with_workers_then_resume_equals_the_straight_run(tmp_path
 
 @pytest.mark.parametrize('signum', [signal.SIGUSR1])
 def test_group_sigusr1_reaches_spawned_ranks_and_their_workers(tmp_path, signum):
-    _stopped_by_group_signal(str(tmp_path), 'warned', signum, num_workers=1, cpu_processes=2)
+    run_dir = _stopped_by_group_signal(str(tmp_path), 'warned', signum, num_workers=1, cpu_processes=2)
+    assert checkpoint.load(os.path.join(run_dir, checkpoint.LAST))['world_size'] == 2  # both ranks took part
