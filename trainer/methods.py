@@ -1,7 +1,8 @@
 """The method table: every method's whole recipe in one entry, and the phase modules its phases train.
 
 The path of one training batch (os_kdft2), file by file:
-  main.py: main → launch (trainer/distributed.py) → run: data (data/bundle.py), logger, then
+  main.py: main → prepare (arguments checked, data/bundle.py: build_data, run directory) → launch
+           (trainer/distributed.py) → run → train_and_report: logger, then
   trainer/run.py: run_phases → build_parts (models/__init__.py: build_models) and, per phase of METHODS[method],
                   build_trainer → Trainer.fit
   trainer/loop.py: Trainer.fit → train_epoch: the DataLoader yields a data.curriculum.Batch
