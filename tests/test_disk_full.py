@@ -33,12 +33,6 @@ def _run_dir(path_log, name):
     return os.path.join(path_log, 'OS-KDFT2', name)
 
 
-@pytest.fixture(scope='module')
-def root(tmp_path_factory):
-    path = str(tmp_path_factory.mktemp('disk_full'))
-    tiny_arguments(path)
-    return path
-
 
 @pytest.fixture(scope='module')
 def straight(root):

@@ -47,12 +47,6 @@ def _fail_a_start(root: str, name: str, **extra) -> dict[str, bytes]:
     return left
 
 
-@pytest.fixture(scope='module')
-def root(tmp_path_factory):
-    path = str(tmp_path_factory.mktemp('run_start'))
-    tiny_arguments(path)
-    return path
-
 
 @pytest.fixture(scope='module')
 def restarted(root):

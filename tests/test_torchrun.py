@@ -76,12 +76,6 @@ def _assert_same_parameters(run_a: str, run_b: str) -> None:
     assert [h['epoch'] for h in a['state']['history']] == [1, 2]
 
 
-@pytest.fixture(scope='module')
-def root(tmp_path_factory):
-    path = str(tmp_path_factory.mktemp('torchrun'))
-    tiny_arguments(path)
-    return path
-
 
 @pytest.fixture(scope='module')
 def straight(root):
