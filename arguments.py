@@ -56,6 +56,8 @@ SYSTEM_ARGS = {
     'val_speakers': 10,                     # dev speakers held out of training when validation='heldout'
     'val_trials': 2000,                     # trials drawn among held-out speakers when validation='heldout'
     'path_demo': os.path.join(os.path.expanduser('~'), '.cache', 'os_kdft2'),  # demo corpus + tiny teacher cache
+    'path_musan': '',                       # MUSAN root (noise/, music/, speech/ below it); '' = demo set or none
+    'path_rir': '',                         # folder of room impulse responses (e.g. RIRS_NOISES/simulated_rirs)
     'num_workers': 4,                       # DataLoader workers per process
     # --- hardware ---
     'usable_gpu': '',                       # GPU ids to spawn on, e.g. '0,1'; '' = all visible; 'cpu' = none
@@ -67,7 +69,8 @@ SYSTEM_ARGS = {
 
 EXPERIMENT_ARGS = {
     # --- method ---
-    'method': 'os_kdft2',                   # os_kdft2 | os_kdft | precomp | postcomp (recipes: trainer/methods.py)
+    'method': 'os_kdft2',                   # os_kdft2 | os_kdft | precomp | postcomp (phases: trainer/methods.py)
+    'recipe': 'release',                    # release (as published) | modern: aug + AAM + LM-FT + AS-Norm (RECIPES)
     'huggingface_url': 'facebook/hubert-base-ls960',  # teacher: hub id or local directory
     'epoch': 100,                           # epochs of the joint methods / of the baselines' fine-tuning phase
     'epoch_KD': 100,                        # epochs of the baselines' KD phase (precomp phase 1, postcomp phase 2)
@@ -103,6 +106,9 @@ EXPERIMENT_ARGS = {
     'w_embed_mse': 1.0,                     # postcomp: weight of the embedding MSE
     # --- audio ---
     'crop_size': 48000,                     # training crop (samples at 16 kHz)
+    # --- augmentation (on the fly; 0.0 = none, as released) ---
+    'aug_prob': 0.0,                        # chance a crop gets one of reverb / noise / music / babble
+    'aug_rows': 'ft',                       # ft: FT crops | both: KD crops too (teacher hears the same audio)
     'seg_size': 48000,                      # TTA segment (samples)
     'num_seg': 5,                           # TTA segments per utterance
     # --- optimisation ---
@@ -112,6 +118,15 @@ EXPERIMENT_ARGS = {
     'T_mult': 1,                            # CosineAnnealingWarmRestarts T_mult (T_0 = epoch)
     'max_nonfinite_steps': 10,              # consecutive non-finite losses that stop the run
     'max_bad_audio_fraction': 0.01,         # fraction of unreadable training files that stops the run
+    # --- large-margin fine-tuning: a last phase after the method's own (0 epochs = none, as released) ---
+    'lmft_epochs': 0,                       # epochs of the LM-FT phase: speaker loss only, from the best state
+    'lmft_margin': 0.5,                     # its AAM-softmax margin
+    'lmft_crop_size': 96000,                # its training crop (samples; 6 s)
+    'lmft_lr': 1e-5,                        # its Adam learning rate (cosine down to min(lr_min, lmft_lr))
+    # --- scoring of the final evaluation (validation always scores raw cosines) ---
+    'score_norm': 'none',                   # none: raw cosines (released) | asnorm: AS-Norm next to the raw
+    'cohort_size': 300,                     # AS-Norm: top-N closest cohort entries per side
+    'cohort_utts_per_speaker': 20,          # cohort: training utterances averaged per speaker (0 = all)
 }
 
 # Applied when `path_train` is empty: the built-in demo (synthetic corpus, tiny random teacher, CPU); each method
@@ -134,6 +149,16 @@ DEMO_ARGS = {
     'embed_size': 64,
     'adapter_size': 16,
     'num_workers': 2,
+}
+
+# Training recipes applied over a method's defaults (unless given on the command line): the field's values for each
+# switch, and their budget in the built-in demo. 'release' changes nothing.
+RECIPES = {
+    'release': {'args': {}, 'demo': {}},
+    'modern': {'args': {'aug_prob': 0.6, 'ft_loss': 'aam', 'aam_margin': 0.2, 'aam_scale': 32.0,
+                        'lmft_epochs': 5, 'lmft_margin': 0.5, 'lmft_crop_size': 96000, 'lmft_lr': 1e-5,
+                        'score_norm': 'asnorm', 'cohort_size': 300},
+               'demo': {'lmft_epochs': 2, 'lmft_crop_size': 32000, 'lmft_lr': 1e-4, 'cohort_size': 20}},
 }
 
 # Keys whose default is None: the types they accept besides None.
@@ -219,12 +244,17 @@ RANGES = {
     'lr': Range(0.0, why='0 trains nothing: a dry run'), 'lr_min': Range(0.0), 'weight_decay': Range(0.0),
     'T_mult': Range(1), 'max_nonfinite_steps': Range(1),
     'max_bad_audio_fraction': Range(0.0, 1.0, high_open=True),
+    'aug_prob': PROBABILITY,
+    'lmft_epochs': Range(0), 'lmft_margin': Range(0.0, math.pi / 2, high_open=True),
+    'lmft_crop_size': Range(MIN_CROP, why='as crop_size'), 'lmft_lr': Range(0.0, low_open=True),
+    'cohort_size': Range(1), 'cohort_utts_per_speaker': Range(0),
 }
 # keys whose text must be one of a few names
 CHOICES = {
     'validation': ('test', 'heldout'), 'kd_cos_reduction': ('sum', 'mean'), 'ft_loss': ('softmax', 'aam'),
     'curriculum': tuple(SCHEDULES), 'student_init': tuple(INIT_MODES),
     'neptune_mode': ('async', 'sync', 'offline', 'debug'),
+    'recipe': tuple(RECIPES), 'aug_rows': ('ft', 'both'), 'score_norm': ('none', 'asnorm'),
 }
 
 
@@ -291,9 +321,9 @@ def is_demo(args: dict) -> bool:
 
 
 def get_args(argv: list[str] | None = None, command: str = 'python main.py') -> dict:
-    """Defaults ← the method's defaults ← demo settings (when no data set is configured, with the method's demo
-    budget) ← command-line overrides ← env credentials; every value checked (check_values). --help / -h prints the
-    keys of `command` and exits."""
+    """Defaults ← the method's defaults ← the recipe's ← demo settings (when no data set is configured, with the
+    method's and the recipe's demo budgets) ← command-line overrides ← env credentials; every value checked
+    (check_values). --help / -h prints the keys of `command` and exits."""
     defaults = {**SYSTEM_ARGS, **EXPERIMENT_ARGS}
     argv = sys.argv[1:] if argv is None else argv
     if any(item in HELP_FLAGS for item in argv):
@@ -304,10 +334,12 @@ def get_args(argv: list[str] | None = None, command: str = 'python main.py') -> 
     args.update(overrides)
     if args['method'] not in METHODS:
         raise SystemExit(f"argument 'method': got {args['method']!r}, expected one of {sorted(METHODS)}")
-    method = METHODS[args['method']]
-    args.update({k: v for k, v in method.defaults.items() if k not in overrides})
+    if args['recipe'] not in RECIPES:
+        raise SystemExit(f"argument 'recipe': got {args['recipe']!r}, expected one of {list(RECIPES)}")
+    method, recipe = METHODS[args['method']], RECIPES[args['recipe']]
+    args.update({k: v for k, v in {**method.defaults, **recipe['args']}.items() if k not in overrides})
     if is_demo(args):
-        demo = {**DEMO_ARGS, **method.demo}
+        demo = {**DEMO_ARGS, **method.demo, **recipe['demo']}
         args.update({k: v for k, v in demo.items() if k not in overrides})
     for key, env in ENV_CREDENTIALS.items():
         if not args[key] and os.environ.get(env):
@@ -359,8 +391,8 @@ def print_help(command: str, about: str = '') -> None:
           "quotes or spaces for the shell, which otherwise strips them (trials=['O','E'] arrives as trials=[O,E]):\n"
           f"    {command} trials=\"['O','E']\" init_teacher_idx=[0,1] description='first try'\n"
           'With path_train empty the built-in demo runs, and its settings [demo: ...] replace those defaults;\n'
-          "a method's recipe sets a few keys as well. Keys given here always win. Credentials are better passed by\n"
-          f"environment: {', '.join(f'{env} (or {key})' for key, env in ENV_CREDENTIALS.items())}.")
+          "a method and a recipe (RECIPES) set a few keys as well. Keys given here always win. Credentials are\n"
+          f"better passed by environment: {', '.join(f'{env} (or {key})' for key, env in ENV_CREDENTIALS.items())}.")
     defaults = {**SYSTEM_ARGS, **EXPERIMENT_ARGS}
     for heading, keys in documented_keys():
         print(f'\n{heading}:')
