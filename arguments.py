@@ -348,6 +348,16 @@ def get_args(argv: list[str] | None = None, command: str = 'python main.py') -> 
     return args
 
 
+def recipe_line(args: dict) -> str:
+    """One line naming the recipe and, unless it is 'release', the values its keys hold in this run (overrides
+    included), printed at the start of every run."""
+    keys = {**RECIPES[args['recipe']]['args'], **(RECIPES[args['recipe']]['demo'] if is_demo(args) else {})}
+    if not keys:
+        return f"recipe {args['recipe']}: as published (no augmentation, no LM-FT, raw cosine scores)"
+    values = ' '.join(f'{key}={args[key]!r}' for key in keys)
+    return f"recipe {args['recipe']} on top of method {args['method']}: {values}"
+
+
 def documented_keys() -> list[tuple[str, list[tuple[str, str]]]]:
     """SYSTEM_ARGS and EXPERIMENT_ARGS as written in this file: [(group heading, [(key, comment), ...]), ...].
 

@@ -16,7 +16,7 @@ from safetensors import SafetensorError
 from torch.multiprocessing import ProcessExitedException
 
 from arguments import ARGUMENTS_FILE, ENV_CREDENTIALS, EXPERIMENT_ARGS, SYSTEM_ARGS, check_args, check_teacher_args, \
-    differing_arguments, get_args, is_demo, public_args
+    differing_arguments, get_args, is_demo, public_args, recipe_line
 from data.audio import AudioError
 from data.bundle import DataBundle, build_data
 from data.demo import make_demo_corpus
@@ -201,6 +201,7 @@ def prepare(argv: list[str] | None, job: ElasticJob | None) -> Payload:
                       f"GPU its LOCAL_RANK names (nccl), or on the CPU (gloo) where CUDA is not available", flush=True)
             if restart_store_note():
                 print(restart_store_note(), flush=True)
+        print(recipe_line(args), flush=True)
         resolved = prepare_demo(args) if is_demo(args) else args
         check_args(resolved, planned_world_size(args['usable_gpu'], args['cpu_processes']))
         teacher = load_ssl_config(resolved['huggingface_url'])

@@ -1,7 +1,7 @@
 """`key=value` overrides: typed literals, text for text keys, clear errors for unknown keys and wrong types."""
 import pytest
 
-from arguments import DEMO_ARGS, EXPERIMENT_ARGS, check_args, get_args, public_args
+from arguments import DEMO_ARGS, EXPERIMENT_ARGS, RECIPES, check_args, get_args, public_args, recipe_line
 from trainer.methods import METHODS
 
 
@@ -59,3 +59,21 @@ def test_path_train_and_path_test_take_lists_of_folders(tmp_path):
                      f'path_trials={tmp_path}'])
     with pytest.raises(SystemExit, match=r"'path_train': got '.*missing'; that path does not exist"):
         check_args(args, 1)
+
+
+def test_modern_recipe_sets_its_keys_over_any_method():
+    released = get_args(['path_train=/d'])
+    for method in METHODS:
+        modern = get_args([f'method={method}', 'recipe=modern', 'path_train=/d'])
+        assert {k: modern[k] for k in RECIPES['modern']['args']} == RECIPES['modern']['args']
+        assert modern['use_TFT'] == get_args([f'method={method}', 'path_train=/d'])['use_TFT']  # the method's own
+    assert (released['aug_prob'], released['lmft_epochs'], released['score_norm']) == (0.0, 0, 'none')
+    assert get_args(['recipe=modern', 'path_train=/d', 'lmft_epochs=1'])['lmft_epochs'] == 1  # an override wins
+    demo = get_args(['recipe=modern'])
+    assert (demo['lmft_epochs'], demo['lmft_crop_size'], demo['cohort_size']) == (2, 32000, 20)  # demo budget
+    assert demo['aug_prob'] == 0.6 and demo['crop_size'] == DEMO_ARGS['crop_size']
+    line = recipe_line(get_args(['recipe=modern', 'path_train=/d', 'aug_prob=0.3']))
+    assert 'aug_prob=0.3' in line and "score_norm='asnorm'" in line and 'method os_kdft2' in line
+    assert 'as published' in recipe_line(released)
+    with pytest.raises(SystemExit, match="'recipe'"):
+        get_args(['recipe=fancy'])
