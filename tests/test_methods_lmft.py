@@ -168,6 +168,8 @@ def test_lmft_starts_from_the_joint_best_state_and_is_recorded_like_any_phase(st
     history = checkpoint.load(os.path.join(run, checkpoint.LAST))['state']['history']
     assert [h['epoch'] for h in history] == [1, 2] and all('loss/ft' in h and 'loss/kd' not in h for h in history)
     assert os.path.isfile(os.path.join(run, 'export', 'export.json'))
+    for det in (('joint', 'det_O.png'), ('det_O.png',)):  # each evaluated model's DET curve, neither overwritten
+        assert os.path.isfile(os.path.join(run, 'figures', *det)), det
 
 
 def test_lmft_interrupted_resumes_inside_itself_and_equals_the_straight_run(root, straight, monkeypatch, capsys):

@@ -184,7 +184,6 @@ class Phase:
     module: Callable[[Models, dict], PhaseModule]  # (shared parts, arguments) → what this phase trains
     targets: Callable[[Models, Batch], object]  # (shared parts, batch) → what it learns from, no gradient
     epochs_key: str  # 'epoch' (speaker fine-tuning, joint), 'epoch_KD' (KD without labels), 'lmft_epochs'
-
     validates: bool  # speaker validation and best-epoch selection after every epoch
     kd_audio: bool = True  # reads KD crops (False: learns from speaker labels only, opens no KD file)
     ft_audio: bool = True  # reads FT crops (False: KD only, opens no FT file)
@@ -240,8 +239,8 @@ METHODS: dict[str, Method] = {
 # labels only, AAM-softmax at lmft_margin (scale aam_scale) on lmft_crop_size crops at lmft_lr. Its head is a copy
 # of parts.ft_loss made when the module is built (models/losses.py: large_margin_copy), i.e. of the speaker classifier
 # the method trained last: the student's own in os_kdft2 / os_kdft / precomp; in postcomp, whose student has none,
-# the fine-tuned teacher's, whose embeddings the student's were distilled to match (embedding MSE), so its class
-# directions fit the student's embedding space better than random ones.
+# the fine-tuned teacher's: the student's embeddings were distilled to match that teacher's (embedding MSE), so its
+# class directions are a start in the student's embedding space rather than random ones.
 LMFT = Phase('lmft', lambda parts, args: SpeakerFineTune(
                  parts.student, parts.backend, large_margin_copy(parts.ft_loss, args['lmft_margin'], args['aam_scale']),
                  frozen_epochs=0),
