@@ -67,15 +67,28 @@ class SoftmaxLoss(nn.Module):
         """embedding [B, E], labels [B] → scalar loss."""
         return F.cross_entropy(self.classifier(embedding), labels, weight=self.class_weights)
 
+    def class_directions(self) -> torch.Tensor:
+        """The classifier's weight rows, [C, E]: row c scores class c (the bias is not a direction)."""
+        return self.classifier.weight
+
 
 class AAMSoftmaxLoss(nn.Module):
-    """Additive angular margin softmax (ArcFace): s · cos(θ_y + m) for the target class, s · cos θ otherwise."""
+    """Additive angular margin softmax (ArcFace): s · cos(θ_y + m) for the target class, s · cos θ otherwise.
+
+    `directions` [C, E] starts the class weights from given rows (copied; no random draw), else Xavier-normal.
+    """
 
     def __init__(self, embed_size: int, num_classes: int, class_weights: torch.Tensor | None, margin: float,
-                 scale: float):
+                 scale: float, directions: torch.Tensor | None = None):
         super().__init__()
-        self.weight = nn.Parameter(torch.empty(num_classes, embed_size))  # [C, E]
-        nn.init.xavier_normal_(self.weight)
+        if directions is None:
+            self.weight = nn.Parameter(torch.empty(num_classes, embed_size))  # [C, E]
+            nn.init.xavier_normal_(self.weight)
+        elif directions.shape != (num_classes, embed_size):
+            raise ValueError(f"AAMSoftmaxLoss: expected directions of shape {(num_classes, embed_size)}, "
+                             f"got {tuple(directions.shape)}")
+        else:
+            self.weight = nn.Parameter(directions.detach().clone())  # [C, E]
         self.margin, self.scale = margin, scale
         self.register_buffer('class_weights', _checked_weights(class_weights, num_classes))
 
@@ -90,6 +103,19 @@ class AAMSoftmaxLoss(nn.Module):
         target = F.one_hot(labels, cosine.shape[1]).bool()  # [B, C]
         logits = self.scale * torch.where(target, shifted, cosine)  # [B, C]
         return F.cross_entropy(logits, labels, weight=self.class_weights)
+
+    def class_directions(self) -> torch.Tensor:
+        """The class weight rows, [C, E] (only their directions count)."""
+        return self.weight
+
+
+def large_margin_copy(loss: SoftmaxLoss | AAMSoftmaxLoss, margin: float, scale: float) -> AAMSoftmaxLoss:
+    """An AAM-softmax head that starts from `loss`'s class directions and class weights, with its own margin and
+    scale. A copy, not a view: training the head leaves `loss` (and any checkpoint of it) as it was. After softmax
+    training the classifier's weight rows point the way of their classes (the bias, which AAM lacks, is dropped)."""
+    directions = loss.class_directions()  # [C, E]
+    weights = None if loss.class_weights is None else loss.class_weights.clone()  # [C]
+    return AAMSoftmaxLoss(directions.shape[1], directions.shape[0], weights, margin, scale, directions)
 
 
 def _checked_weights(class_weights: torch.Tensor | None, num_classes: int) -> torch.Tensor | None:

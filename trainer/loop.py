@@ -379,7 +379,7 @@ class Trainer:
                 for key, value in values.items():
                     self.log(f'{key}/final_{trials.name}/{kind}', value, self.evaluated_epoch)
             if self.logger is not None and hasattr(self.logger, 'log_det'):
-                self.logger.log_det(f'det_{trials.name}', scores['full_tta'], trials.labels)
+                self.logger.log_det(f'{self.cfg.log_prefix}det_{trials.name}', scores['full_tta'], trials.labels)
         return results
 
     def evaluated_label(self) -> str:

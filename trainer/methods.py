@@ -18,10 +18,12 @@ A method is one entry of METHODS: the argument defaults it sets (and its budget 
 changes in the models (OS-KDFT adapters, a fine-tunable teacher copy), and its phases. A phase names what it trains
 (a PhaseModule built from the shared model parts), how its targets are computed and from which frozen model, its
 epoch-count key and whether it validates. Adding a method means one entry here plus its phase modules.
+`phases_of(args)` gives the phases a run trains: its method's, then large-margin fine-tuning (LMFT) when
+lmft_epochs > 0.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable
 
 import torch
@@ -29,7 +31,7 @@ from torch import nn
 
 from data.curriculum import Batch
 from models import Models
-from models.losses import embedding_mse
+from models.losses import embedding_mse, large_margin_copy
 
 
 class PhaseModule(nn.Module):
@@ -165,17 +167,29 @@ def finetuned_targets(parts: Models, batch: Batch) -> tuple[torch.Tensor, torch.
     return states, parts.teacher_backend.eval()(states)  # [B, Lt+1, T, H], [B, E]
 
 
+def method_learning_rate(args: dict) -> tuple[float, float]:
+    """A method's own phases: Adam at lr, cosine down to lr_min."""
+    return args['lr'], args['lr_min']
+
+
+def lmft_learning_rate(args: dict) -> tuple[float, float]:
+    """Large-margin fine-tuning: Adam at lmft_lr, cosine down to min(lr_min, lmft_lr), so it never rises."""
+    return args['lmft_lr'], min(args['lr_min'], args['lmft_lr'])
+
+
 @dataclass(frozen=True)
 class Phase:
     """One training phase of a method."""
     name: str  # recorded in checkpoints; names the phase's files and metric prefix
     module: Callable[[Models, dict], PhaseModule]  # (shared parts, arguments) → what this phase trains
     targets: Callable[[Models, Batch], object]  # (shared parts, batch) → what it learns from, no gradient
-    epochs_key: str  # 'epoch' (speaker fine-tuning, joint) or 'epoch_KD' (KD without speaker labels)
+    epochs_key: str  # 'epoch' (speaker fine-tuning, joint), 'epoch_KD' (KD without labels), 'lmft_epochs'
     validates: bool  # speaker validation and best-epoch selection after every epoch
     kd_audio: bool = True  # reads KD crops (False: learns from speaker labels only, opens no KD file)
     ft_audio: bool = True  # reads FT crops (False: KD only, opens no FT file)
     evaluates: bool = False  # an earlier phase whose best state gets its own final evaluation (postcomp's teacher)
+    crop_key: str = 'crop_size'  # argument key of its training crop length (samples)
+    learning_rate: Callable[[dict], tuple[float, float]] = method_learning_rate  # args → (Adam lr, cosine floor)
 
 
 @dataclass(frozen=True)
@@ -220,3 +234,25 @@ METHODS: dict[str, Method] = {
                                                             args['w_embed_mse']),
                       finetuned_targets, 'epoch_KD', validates=True, ft_audio=False))),
 }
+
+# Large-margin fine-tuning, the modern recipe's last phase: student + back-end from the method's best state, speaker
+# labels only, AAM-softmax at lmft_margin (scale aam_scale) on lmft_crop_size crops at lmft_lr. Its head is a copy
+# of parts.ft_loss made when the module is built (models/losses.py: large_margin_copy), i.e. of the speaker classifier
+# the method trained last: the student's own in os_kdft2 / os_kdft / precomp; in postcomp, whose student has none,
+# the fine-tuned teacher's: the student's embeddings were distilled to match that teacher's (embedding MSE), so its
+# class directions are a start in the student's embedding space rather than random ones.
+LMFT = Phase('lmft', lambda parts, args: SpeakerFineTune(
+                 parts.student, parts.backend, large_margin_copy(parts.ft_loss, args['lmft_margin'], args['aam_scale']),
+                 frozen_epochs=0),
+             no_targets, 'lmft_epochs', validates=True, kd_audio=False, crop_key='lmft_crop_size',
+             learning_rate=lmft_learning_rate)
+
+
+def phases_of(args: dict) -> tuple[Phase, ...]:
+    """The phases a run of args['method'] trains: the method's own, then LMFT when args['lmft_epochs'] > 0. With LMFT
+    the method's own last phase also gets its own final evaluation: the figure LM-FT is measured against. The LMFT
+    module must be built after the previous phase's best state is restored (trainer/run.py run_phases does)."""
+    phases = METHODS[args['method']].phases
+    if args['lmft_epochs'] == 0:
+        return phases
+    return (*phases[:-1], replace(phases[-1], evaluates=True), LMFT)

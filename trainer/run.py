@@ -10,6 +10,8 @@ Files of a run directory (path_log/project/name), for every method:
 - export/: the final model's student + back-end (written by main.py after the final evaluation).
 The joint methods have one phase ('joint'), so their run directory is what it always was. Before the first epoch the
 run checks that its directory's file system can hold these checkpoints, a temporary copy and the export at once.
+With lmft_epochs > 0, large-margin fine-tuning ('lmft') follows the method's own phases (trainer/methods.py:
+phases_of): it is then the last phase, and the method's own last phase gets checkpoint_<phase>_*.pt files.
 """
 from __future__ import annotations
 
@@ -32,7 +34,7 @@ from trainer import checkpoint
 from trainer.checkpoint import CheckpointWriteError
 from trainer.distributed import DistEnv, convert_sync_batchnorm, gather_objects
 from trainer.loop import FitConfig, Trainer
-from trainer.methods import METHODS, Phase
+from trainer.methods import METHODS, Phase, phases_of
 
 SUMMARY = 'phases.json'
 EXPORT_DIR = 'export'
@@ -67,21 +69,23 @@ def build_parts(args: dict, env: DistEnv, data: DataBundle) -> Models:
 def build_trainer(args: dict, env: DistEnv, data: DataBundle, logger, run_dir: str, parts: Models, phase: Phase,
                   best_name: str, log_prefix: str, label: str) -> Trainer:
     """The Trainer of one phase: its module (DDP-wrapped when distributed), Adam over the module's trainable
-    parameters with the cosine schedule over the phase's own epochs, and the curriculum training set."""
+    parameters with the cosine schedule over the phase's own epochs, and the curriculum training set; learning rate
+    and crop length are the phase's (Phase.learning_rate, Phase.crop_key)."""
     epochs = args[phase.epochs_key]
     core = phase.module(parts, args)
     model = core
     if env.distributed:
         model = DistributedDataParallel(core, device_ids=[env.device.index] if env.device.type == 'cuda' else None,
                                         find_unused_parameters=True)
+    lr, lr_min = phase.learning_rate(args)
 
     def new_optimizer() -> tuple[torch.optim.Optimizer, object]:
-        optimizer = torch.optim.Adam(trainable_parameters(core), lr=args['lr'], weight_decay=args['weight_decay'])
+        optimizer = torch.optim.Adam(trainable_parameters(core), lr=lr, weight_decay=args['weight_decay'])
         scheduler = torch.optim.lr_scheduler.CosineAnnealingWarmRestarts(
-            optimizer, T_0=epochs, T_mult=args['T_mult'], eta_min=args['lr_min'])
+            optimizer, T_0=epochs, T_mult=args['T_mult'], eta_min=lr_min)
         return optimizer, scheduler
 
-    train_set = CurriculumTrainSet(data.train_utts, data.speakers, data.kd_paths, args['crop_size'],
+    train_set = CurriculumTrainSet(data.train_utts, data.speakers, data.kd_paths, args[phase.crop_key],
                                    args['curriculum'], epochs, args['rand_seed'], env.rank,
                                    args['curriculum_p'], args['max_bad_audio_fraction'], phase.kd_audio, phase.ft_audio)
     config = FitConfig(epochs=epochs, seed=args['rand_seed'], batch_size=args['batch_size'] // env.world_size,
@@ -186,7 +190,7 @@ def run_phases(args: dict, env: DistEnv, data: DataBundle, logger, run_dir: str)
     """Train every phase of args['method'] (from the resume point when args['resume']); stop early, with a resumable
     checkpoint, when a signal stops a phase."""
     parts = build_parts(args, env, data)
-    phases = METHODS[args['method']].phases
+    phases = phases_of(args)
     check_space(args, parts, phases, run_dir, env)
     start = resume_index(run_dir, phases) if args['resume'] else 0
     done = read_summary(run_dir)
