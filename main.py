@@ -135,7 +135,8 @@ def report(results: dict, outcome: PhasesOutcome, args: dict, run_dir: str, demo
     """Print the final figures and write results.json (rank 0; a failed write stops the run, CheckpointWriteError).
 
     results.json: the method, the last phase's best epoch and validation EER, the epoch whose weights the final
-    metrics were computed with, the final metrics per trial list, each phase's epochs / best epoch / best validation
+    metrics were computed with, the final metrics per trial list (per score kind; with score_norm=asnorm also each
+    kind's AS-Norm figures, '<kind>_asnorm'), each phase's epochs / best epoch / best validation
     EER, the parameter counts, and (apart, as the one figure that differs between identical runs) the training
     seconds per phase and in total.
     """

@@ -2,7 +2,7 @@
 
 Labelled lines are `label enroll test` (read by data.trials.read_trials); unlabelled lists hold `enroll test`.
 Scores are the training's final-evaluation scores (trainer.evaluate.score_trials), of kind model.SCORE_KIND, and
-their AS-Norm (trainer.evaluate.normalised_scores) when the export carries a cohort.
+their AS-Norm (trainer.evaluate.cohort_scoring) when the export carries a cohort.
 """
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import torch
 from data.trials import read_trials
 from export.audio_inputs import embed_paths, locate_keys
 from export.model import SCORE_KIND, ExportError, SpeakerRuntime
-from trainer.evaluate import cohort_statistics, normalised_scores, score_trials
+from trainer.evaluate import cohort_scoring, score_trials
 
 
 @dataclass
@@ -71,8 +71,7 @@ def trial_scores(model: SpeakerRuntime, pairs: TrialPairs, roots: list[str], dev
     test = np.array([row[k] for k in pairs.test], dtype=np.int64)  # [N]
     scores = {SCORE_KIND: score_trials(full, tta, enroll, test)[SCORE_KIND]}  # [N]
     if model.score_norm is not None:
-        stats = cohort_statistics(full, tta, model.score_norm.cohort, kinds=(SCORE_KIND,))
-        scores.update(normalised_scores(scores, stats, enroll, test))
+        scores.update(cohort_scoring(full, tta, model.score_norm.cohort, kinds=(SCORE_KIND,)).scores(enroll, test))
     return scores
 
 

@@ -5,7 +5,7 @@ import pytest
 
 from data.cohort import cohort_spec, draw_cohort
 from data.utterance_index import UtteranceIndex
-from trainer.evaluate import build_cohort, cohort_statistics, normalised_scores, score_trials
+from trainer.evaluate import build_cohort, cohort_scoring, score_trials
 from utils.score_norm import CohortStats, as_norm, top_cohort_stats
 
 
@@ -88,7 +88,7 @@ def test_score_kinds_against_the_cohort_follow_each_kinds_own_formula():
     full, tta = rng.normal(size=(10, e)).astype(np.float32), rng.normal(size=(10, k, e)).astype(np.float32)
     enroll, test = rng.integers(0, 10, 30), rng.integers(0, 10, 30)
     raw = score_trials(full, tta, enroll, test)
-    got = normalised_scores(raw, cohort_statistics(full, tta, cohort), enroll, test)
+    got = cohort_scoring(full, tta, cohort).scores(enroll, test)
 
     centroid_full, centroid_tta = [], []
     for s in range(6):
@@ -106,11 +106,18 @@ def test_score_kinds_against_the_cohort_follow_each_kinds_own_formula():
             scores.append({'full': s_full, 'tta': s_tta, 'full_tta': (s_full + s_tta) / 2}[kind])
         return scores
 
+    def trial_score(a: int, b: int, kind: str) -> float:  # score_trials' definition, in float64
+        s_full = cosine(full[a].astype(np.float64), full[b].astype(np.float64))
+        s_tta = np.mean([cosine(tta[a, p].astype(np.float64), tta[b, q].astype(np.float64))
+                         for p in range(k) for q in range(k)])
+        return {'full': s_full, 'tta': s_tta, 'full_tta': (s_full + s_tta) / 2}[kind]
+
     for kind in ('full', 'tta', 'full_tta'):
         for j in range(len(enroll)):
             ce = sorted(against_cohort(enroll[j], kind), reverse=True)[:4]
             ct = sorted(against_cohort(test[j], kind), reverse=True)[:4]
-            s = float(raw[kind][j])
+            s = trial_score(enroll[j], test[j], kind)
+            assert s == pytest.approx(float(raw[kind][j]), abs=1e-5)  # the raw score the normalisation starts from
             expected = 0.5 * ((s - np.mean(ce)) / np.std(ce) + (s - np.mean(ct)) / np.std(ct))
             assert got[kind + '_asnorm'][j] == pytest.approx(expected, abs=1e-6)
 

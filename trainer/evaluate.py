@@ -113,8 +113,10 @@ class ScoreCohort:
         return effective_top_n(self.top_n, self.speakers)
 
     def vectors(self) -> dict[str, np.ndarray]:
-        """kind_vectors of the cohort entries (pseudo-utterances with one TTA segment each)."""
-        return kind_vectors(self.full, self.tta[:, None, :])
+        """kind_vectors of the cohort entries (pseudo-utterances with one TTA segment each), in float64; the stored
+        rows are used as they are, not normalised again (so an export's cohort scores equal the run's)."""
+        full, tta = self.full.astype(np.float64), self.tta.astype(np.float64)  # [S, E] each
+        return {'full': full, 'tta': tta, 'full_tta': np.concatenate([full, tta], axis=1) / np.sqrt(2)}
 
 
 def build_cohort(full: np.ndarray, tta: np.ndarray, speakers: np.ndarray, top_n: int) -> ScoreCohort:
@@ -133,27 +135,38 @@ def build_cohort(full: np.ndarray, tta: np.ndarray, speakers: np.ndarray, top_n:
     return ScoreCohort(entries[0], entries[1], top_n)
 
 
-def cohort_statistics(full: np.ndarray, tta: np.ndarray, cohort: ScoreCohort,
-                      kinds: tuple[str, ...] = ('full', 'tta', 'full_tta')) -> dict[str, CohortStats]:
-    """Per score kind in `kinds`, every utterance's top-N cohort score mean and standard deviation [N]."""
+@dataclass(frozen=True)
+class CohortScoring:
+    """Every utterance's float64 'full' and 'tta' vectors (kind_vectors) and, per normalised kind, its top-N cohort
+    statistics: what AS-Norm needs to normalise any trial among these utterances."""
+    vectors: dict[str, np.ndarray]  # 'full', 'tta': [U, E] float64
+    stats: dict[str, CohortStats]  # kind → [U]
+
+    def scores(self, enroll: np.ndarray, test: np.ndarray) -> dict[str, np.ndarray]:
+        """AS-Norm of each kind's trial scores [num_trials], named kind + NORMALISED. The raw scores are those of
+        score_trials recomputed in float64 (a cohort whose top scores lie close together magnifies float32 noise)."""
+        raw = {kind: np.einsum('ij,ij->i', self.vectors[kind][enroll], self.vectors[kind][test])
+               for kind in ('full', 'tta')}  # [num_trials]
+        raw['full_tta'] = (raw['full'] + raw['tta']) / 2
+        return {kind + NORMALISED: as_norm(raw[kind], stats.take(enroll), stats.take(test))
+                for kind, stats in self.stats.items()}
+
+
+def cohort_scoring(full: np.ndarray, tta: np.ndarray, cohort: ScoreCohort,
+                   kinds: tuple[str, ...] = ('full', 'tta', 'full_tta')) -> CohortScoring:
+    """The CohortScoring of utterances with embeddings full [U, E] and tta [U, K, E], for the score kinds `kinds`."""
     utterances, entries = kind_vectors(full.astype(np.float64), tta.astype(np.float64)), cohort.vectors()
-    return {kind: top_cohort_stats(utterances[kind], entries[kind], cohort.top_n) for kind in kinds}
-
-
-def normalised_scores(scores: dict[str, np.ndarray], stats: dict[str, CohortStats], enroll: np.ndarray,
-                      test: np.ndarray) -> dict[str, np.ndarray]:
-    """AS-Norm of every raw score kind [num_trials], named kind + NORMALISED."""
-    return {kind + NORMALISED: as_norm(s, stats[kind].take(enroll), stats[kind].take(test))
-            for kind, s in scores.items()}
+    return CohortScoring({kind: utterances[kind] for kind in ('full', 'tta')},
+                         {kind: top_cohort_stats(utterances[kind], entries[kind], cohort.top_n) for kind in kinds})
 
 
 def evaluate_trials(full: np.ndarray | None, tta: np.ndarray, keys: list[str], trials: Trials,
-                    stats: dict[str, CohortStats] | None = None
+                    norm: CohortScoring | None = None
                     ) -> tuple[dict[str, dict[str, float]], dict[str, np.ndarray]]:
-    """Metrics of every score kind on one trial list, and the scores themselves (for DET plots); with the cohort
-    `stats` of every utterance (cohort_statistics), the AS-Norm kinds as well."""
+    """Metrics of every score kind on one trial list, and the scores themselves (for DET plots); with the
+    CohortScoring of every utterance, the AS-Norm kinds as well."""
     enroll, test = trial_index(trials, keys)
     scores = score_trials(full, tta, enroll, test)
-    if stats is not None:
-        scores.update(normalised_scores(scores, stats, enroll, test))
+    if norm is not None:
+        scores.update(norm.scores(enroll, test))
     return {kind: verification_metrics(s, trials.labels) for kind, s in scores.items()}, scores

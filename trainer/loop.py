@@ -30,7 +30,7 @@ from models.description import describe_model
 from trainer import checkpoint
 from trainer.checkpoint import CheckpointWriteError, StaleCheckpointError, TrainState
 from trainer.distributed import DistEnv, all_ranks_agree, exit_if_fault_injected, gather_objects
-from trainer.evaluate import ScoreCohort, build_cohort, cohort_statistics, evaluate_trials, extract_embeddings
+from trainer.evaluate import ScoreCohort, build_cohort, cohort_scoring, evaluate_trials, extract_embeddings
 from trainer.methods import PhaseModule
 from utils.seed import get_rng_state, seed_everything, set_rng_state
 
@@ -376,16 +376,16 @@ class Trainer:
                                                               amp=self.cfg.amp, full=True)
         if out is None:
             return None
-        stats = None
+        norm = None
         if pool is not None:
             self.cohort = build_cohort(pool[0], pool[1], cohort.speakers, cohort.top_n)
             if cohort.top_n > self.cohort.speakers:
                 print(f'note: cohort_size={cohort.top_n}, but the AS-Norm cohort has {self.cohort.speakers} '
                       f'speakers: all of them are used (top-{self.cohort.used_top_n})', flush=True)
-            stats = cohort_statistics(out[0], out[1], self.cohort)
+            norm = cohort_scoring(out[0], out[1], self.cohort)
         results = {}
         for trials in spec.trials:
-            metrics, scores = evaluate_trials(out[0], out[1], spec.keys, trials, stats)
+            metrics, scores = evaluate_trials(out[0], out[1], spec.keys, trials, norm)
             results[trials.name] = metrics
             for kind, values in metrics.items():
                 for key, value in values.items():
