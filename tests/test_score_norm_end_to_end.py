@@ -122,3 +122,21 @@ def test_a_broken_cohort_is_one_error_naming_the_file(run, tmp_path):
     os.remove(os.path.join(broken, COHORT_FILE))
     with pytest.raises(ExportError, match=f'names the AS-Norm cohort .*{COHORT_FILE}, which does not exist'):
         load_exported(broken)
+
+
+def test_an_onnx_file_outside_its_export_gets_the_cohort_beside_it(run, tmp_path):
+    """write_onnx of a model not read from an export directory writes the cohort next to the ONNX file; the
+    description's section reads back to the same cohort and threshold."""
+    from export.cohort import read_cohort
+    from export.onnx_export import cohort_section
+    model = load_exported(os.path.join(run[0], 'export'))
+    described, written = cohort_section(model, str(tmp_path / 'speaker.onnx'), None)
+    assert written == str(tmp_path / 'speaker.onnx.cohort.safetensors') and os.path.isfile(written)
+    assert described['file'] == 'speaker.onnx.cohort.safetensors'
+    read = read_cohort({'score_norm': described}, str(tmp_path), model.embed_size, 'test')
+    assert np.array_equal(read.cohort.full, model.score_norm.cohort.full)
+    assert np.array_equal(read.cohort.tta, model.score_norm.cohort.tta)
+    assert (read.cohort.top_n, read.threshold) == (model.score_norm.cohort.top_n, model.score_norm.threshold)
+    same_folder, none_written = cohort_section(model, os.path.join(run[0], 'export', 'again.onnx'),
+                                               os.path.join(run[0], 'export'))
+    assert same_folder['file'] == COHORT_FILE and none_written is None
