@@ -247,7 +247,8 @@ RANGES = {
     'aug_prob': PROBABILITY,
     'lmft_epochs': Range(0), 'lmft_margin': Range(0.0, math.pi / 2, high_open=True),
     'lmft_crop_size': Range(MIN_CROP, why='as crop_size'), 'lmft_lr': Range(0.0, low_open=True),
-    'cohort_size': Range(1), 'cohort_utts_per_speaker': Range(0),
+    'cohort_size': Range(2, why='a standard deviation of the top cohort scores needs two'),
+    'cohort_utts_per_speaker': Range(0),
 }
 # keys whose text must be one of a few names
 CHOICES = {

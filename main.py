@@ -21,13 +21,14 @@ from data.audio import AudioError
 from data.bundle import DataBundle, build_data
 from data.demo import make_demo_corpus
 from export import export_model, export_onnx
+from export.cohort import score_norm_of
 from log import build_logger
 from models.teacher import load_ssl_config, make_tiny_teacher
 from trainer import checkpoint
 from trainer.checkpoint import CheckpointWriteError, StaleCheckpointError
 from trainer.distributed import DistEnv, ElasticJob, elastic_job, launch, launched_by_torchrun, planned_world_size, \
     restart_store_note, run_on_main_rank, torchrun_group
-from trainer.run import EXPORT_DIR, PhasesOutcome, final_lines, run_phases
+from trainer.run import EXPORT_DIR, PhasesOutcome, final_cohort, final_lines, run_phases
 from utils.atomic import atomic_write_bytes
 from utils.errors import EXIT_USER_ERROR, UserError, exit_on_user_error, user_errors
 from utils.seed import seed_everything
@@ -91,7 +92,7 @@ def train_and_report(env: DistEnv, payload: Payload) -> None:
     try:
         outcome = run_phases(args, env, data, logger, run_dir)
         if outcome.finished:
-            results = outcome.trainer.final_evaluation(data.test)
+            results = outcome.trainer.final_evaluation(data.test, final_cohort(args, data))
             if env.is_main:
                 report(results, outcome, args, run_dir, demo)
                 export_result(outcome.trainer, args, results, outcome.trainer.state, run_dir)
@@ -112,13 +113,14 @@ def export_result(trainer, args: dict, results: dict, state, run_dir: str) -> No
     if os.path.exists(out):
         print(f'export {out} exists already; kept as it is')
         return
-    first = next(iter(results.values()))['full_tta']
+    first = next(iter(results.values()))
     try:
-        export_model(trainer.core, out, first['threshold'],
+        export_model(trainer.core, out, first['full_tta']['threshold'],
                      metadata={'method': args['method'], 'huggingface_url': args['huggingface_url'],
                                'best_epoch': state.best_epoch, 'best_val_eer': state.best_eer,
                                'evaluated_epoch': trainer.evaluated_epoch, 'final': results},
-                     seg_size=args['seg_size'], num_seg=args['num_seg'])
+                     seg_size=args['seg_size'], num_seg=args['num_seg'],
+                     score_norm=score_norm_of(trainer.cohort, first))
     except (OSError, SafetensorError) as error:
         size = checkpoint.tensor_bytes(t for m in (trainer.core.student, trainer.core.backend)
                                        for t in m.state_dict().values())
@@ -133,7 +135,8 @@ def report(results: dict, outcome: PhasesOutcome, args: dict, run_dir: str, demo
     """Print the final figures and write results.json (rank 0; a failed write stops the run, CheckpointWriteError).
 
     results.json: the method, the last phase's best epoch and validation EER, the epoch whose weights the final
-    metrics were computed with, the final metrics per trial list, each phase's epochs / best epoch / best validation
+    metrics were computed with, the final metrics per trial list (per score kind; with score_norm=asnorm also each
+    kind's AS-Norm figures, '<kind>_asnorm'), each phase's epochs / best epoch / best validation
     EER, the parameter counts, and (apart, as the one figure that differs between identical runs) the training
     seconds per phase and in total.
     """

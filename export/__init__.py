@@ -1,7 +1,8 @@
 """Export of a trained OS-KDFT2 speaker model (student + back-end, no teacher) and its use from commands or Python.
 
 An export is a directory: export.json (model description, decision threshold, metadata) + model.safetensors, and
-optionally model.onnx + model.onnx.json (the same model for onnxruntime, see export/onnx_export.py).
+optionally model.onnx + model.onnx.json (the same model for onnxruntime, see export/onnx_export.py), and
+cohort.safetensors when the run normalised its scores with AS-Norm (export/cohort.py).
 """
 from export.api import Embedding, SpeakerModel, load_speaker_model
 from export.model import ExportedModel

@@ -49,7 +49,10 @@ def _score_arguments(parser: argparse.ArgumentParser) -> None:
                         help="VoxCeleb-format list: 'label enroll test' or 'enroll test' lines")
     parser.add_argument('--audio-root', required=True, nargs='+', metavar='ROOT',
                         help='folder(s) holding the trial keys (<speaker>/<video>/<utt>.wav); first match wins')
-    parser.add_argument('--out', required=True, metavar='SCORES.txt', help="scores file: 'score enroll test' lines")
+    parser.add_argument('--out', required=True, metavar='SCORES.txt',
+                        help="scores file: 'score enroll test' lines (raw full_tta cosine). An export that carries an "
+                             "AS-Norm cohort (cohort.safetensors) also writes the AS-Norm scores, same format, to "
+                             "SCORES.asnorm.txt, and prints their EER / minDCF after the raw ones")
 
 
 def _verify_arguments(parser: argparse.ArgumentParser) -> None:

@@ -13,8 +13,8 @@ from export.onnx_export import export_onnx
 from export.onnx_runtime import ONNX_FILE, sidecar_path
 from export.runtimes import load_runtime, resolve_device
 from export.store import check_new_directory, export_from_checkpoint, model_from_checkpoint, save_export
-from export.trial_scoring import has_both_classes, read_trial_pairs, score_trial_list
-from trainer.evaluate import score_trials
+from export.trial_scoring import has_both_classes, read_trial_pairs, score_trial_list, trial_scores
+from trainer.evaluate import NORMALISED, score_trials
 from utils.metrics import verification_metrics
 
 
@@ -50,28 +50,46 @@ def run_embed(args: argparse.Namespace) -> None:
           f"{model.seg_size} samples each) to {out}")
 
 
-def _print_metrics(scores: np.ndarray, labels: np.ndarray, threshold: float) -> None:
-    """EER, minDCF, and the error rates of the export's own decision threshold."""
+def _print_metrics(scores: np.ndarray, labels: np.ndarray, threshold: float, label: str = '') -> None:
+    """EER, minDCF, and the error rates of the export's own decision threshold; `label` starts both lines."""
     metrics = verification_metrics(scores, labels)
     accepted = scores >= threshold  # [N]
     miss = 100.0 * float(np.mean(~accepted[labels == 1]))
     false_alarm = 100.0 * float(np.mean(accepted[labels == 0]))
-    print(f"EER {metrics['eer']:.4f} % | minDCF(0.01) {metrics['min_dcf_0.01']:.4f} | "
+    print(f"{label}EER {metrics['eer']:.4f} % | minDCF(0.01) {metrics['min_dcf_0.01']:.4f} | "
           f"minDCF(0.05) {metrics['min_dcf_0.05']:.4f} | EER threshold {metrics['threshold']:.6f}")
-    print(f"at the export's threshold {threshold:.6f}: miss {miss:.2f} %, false alarm {false_alarm:.2f} %")
+    print(f"{label}at the export's threshold {threshold:.6f}: miss {miss:.2f} %, false alarm {false_alarm:.2f} %")
+
+
+def normalised_path(out: str) -> str:
+    """The file of the AS-Norm scores beside the raw scores file: scores.txt → scores.asnorm.txt."""
+    stem, extension = os.path.splitext(out)
+    return f'{stem}.asnorm{extension}'
+
+
+def _write_scores(path: str, scores: np.ndarray, pairs) -> None:
+    with open(path, 'w', encoding='utf-8') as handle:
+        handle.writelines(f"{s:.6f} {e} {t}\n" for s, e, t in zip(scores.tolist(), pairs.enroll, pairs.test))
 
 
 def run_score(args: argparse.Namespace) -> None:
-    """Score a trial list: `score enroll test` lines, and EER / minDCF when the list has labels."""
+    """Score a trial list: `score enroll test` lines, and EER / minDCF when the list has labels; an export with an
+    AS-Norm cohort also writes the normalised scores (normalised_path) and prints their figures after the raw."""
     out = check_output_file(args.out)
     pairs = read_trial_pairs(args.trials)
     model, device = load_model(args)
-    scores = score_trial_list(model, pairs, args.audio_root, device)  # [N]
-    with open(out, 'w', encoding='utf-8') as handle:
-        handle.writelines(f"{s:.6f} {e} {t}\n" for s, e, t in zip(scores.tolist(), pairs.enroll, pairs.test))
-    print(f"wrote {len(scores)} {SCORE_KIND} cosine scores to {out}")
+    scores = trial_scores(model, pairs, args.audio_root, device)  # kind → [N]
+    _write_scores(out, scores[SCORE_KIND], pairs)
+    print(f"wrote {len(pairs.enroll)} {SCORE_KIND} cosine scores to {out}")
+    norm = model.score_norm
+    if norm is not None:
+        _write_scores(normalised_path(out), scores[SCORE_KIND + NORMALISED], pairs)
+        print(f"wrote their AS-Norm (top-{norm.cohort.used_top_n} of {norm.cohort.speakers} cohort speakers) to "
+              f"{normalised_path(out)}")
     if has_both_classes(pairs.labels):
-        _print_metrics(scores, pairs.labels, model.threshold)
+        _print_metrics(scores[SCORE_KIND], pairs.labels, model.threshold)
+        if norm is not None:
+            _print_metrics(scores[SCORE_KIND + NORMALISED], pairs.labels, norm.threshold, 'AS-Norm: ')
     elif pairs.labels is not None:
         print(f"no EER / minDCF: {args.trials} needs both target (1) and non-target (0) trials")
 

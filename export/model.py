@@ -52,6 +52,7 @@ def build_student(spec: dict) -> Student:
 class SpeakerRuntime(Protocol):
     """What embedding and scoring need from a loaded export, whichever runtime runs it (PyTorch or onnxruntime)."""
     threshold: float | None  # decision threshold on SCORE_KIND scores
+    score_norm: object | None  # export.cohort.ScoreNorm: the AS-Norm cohort the export carries, if any
 
     @property
     def seg_size(self) -> int:
@@ -90,11 +91,13 @@ class ExportedModel(nn.Module):
     """Student + speaker back-end, always in eval mode: embed(wav [B, S]) → speaker embeddings [B, E].
 
     `threshold` is the decision threshold on `full_tta` scores, the mean of full and TTA cosine (None until
-    calibrated); `metadata` is free information about where the model came from (run, epoch, EER).
+    calibrated); `metadata` is free information about where the model came from (run, epoch, EER); `score_norm` the
+    AS-Norm cohort and threshold it carries (export.cohort.ScoreNorm), or None.
     """
 
-    def __init__(self, spec: dict, threshold: float | None, metadata: dict):
+    def __init__(self, spec: dict, threshold: float | None, metadata: dict, score_norm: object | None = None):
         super().__init__()
+        self.score_norm = score_norm
         self.spec = check_spec(spec, 'ExportedModel')
         self.student = build_student(spec)
         self.backend = SpeakerBackend(spec['hidden_size'], spec['num_states'], spec['embed_size'],

@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from data.audio import SAMPLE_RATE
+from export.cohort import COHORT_FILE, section, write_cohort
 from export.model import SCORE_KIND, ExportedModel, ExportError
 from export.onnx_runtime import (INPUT_NAME, ONNX_FILE, ONNX_FORMAT, ONNX_VERSION, OUTPUT_NAME, onnx_session,
                                  sidecar_path)
@@ -91,11 +92,26 @@ def _check_new_file(path: str) -> None:
         raise ExportError(f"{path} already exists and is never overwritten; choose a new --out")
 
 
+def cohort_section(model: ExportedModel, out_path: str, source: str | None) -> tuple[dict | None, str | None]:
+    """The description's score_norm section for a model with an AS-Norm cohort, and the cohort file written for it
+    (None when none is). The section names the source export's cohort.safetensors relative to the ONNX file's
+    folder; a model not loaded from an export directory gets its cohort written beside the ONNX file."""
+    if model.score_norm is None:
+        return None, None
+    folder = os.path.dirname(os.path.abspath(out_path))
+    if source is not None and os.path.isfile(os.path.join(source, COHORT_FILE)):
+        return section(model.score_norm, os.path.relpath(os.path.join(source, COHORT_FILE), folder)), None
+    name = os.path.basename(out_path) + '.cohort.safetensors'
+    _check_new_file(os.path.join(folder, name))
+    return write_cohort(model.score_norm, folder, name), os.path.join(folder, name)
+
+
 def write_onnx(model: ExportedModel, out_path: str, source: str | None = None) -> dict:
     """Write `model` (on the CPU) as ONNX to `out_path` and its description to `out_path`.json; return the description.
 
     Nothing is written unless onnxruntime reproduces PyTorch's embeddings to PARITY_TOLERANCE. `source` is the export
-    directory the model was loaded from (recorded in the description).
+    directory the model was loaded from (recorded in the description). A model with an AS-Norm cohort keeps it: the
+    description's score_norm section names the cohort file (cohort_section).
     """
     if model.threshold is None:
         raise ExportError(f"cannot write {out_path}: the model has no decision threshold yet")
@@ -122,12 +138,20 @@ def write_onnx(model: ExportedModel, out_path: str, source: str | None = None) -
                      'parity_max_abs': worst, 'parity_inputs': [list(shape) for shape in PARITY_INPUTS]},
         'source': {'export': None if source is None else os.path.abspath(source), 'metadata': model.metadata},
     }
+    norm, written = cohort_section(model, out_path, source)
+    if norm is not None:
+        document['score_norm'] = norm
     text = json.dumps(document, indent=1, default=plain_json).encode('utf-8')
-    atomic_write_bytes(out_path, data)
     try:
-        atomic_write_bytes(sidecar_path(out_path), text)
+        atomic_write_bytes(out_path, data)
+        try:
+            atomic_write_bytes(sidecar_path(out_path), text)
+        except BaseException:
+            os.unlink(out_path)
+            raise
     except BaseException:
-        os.unlink(out_path)
+        if written is not None:
+            os.unlink(written)
         raise
     return document
 

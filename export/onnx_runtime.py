@@ -11,6 +11,7 @@ from onnxruntime.capi.onnxruntime_pybind11_state import Fail, InvalidArgument, I
     NoSuchFile
 
 from data.audio import SAMPLE_RATE
+from export.cohort import read_cohort
 from export.model import SCORE_KIND, ExportError, read_document
 
 ONNX_FILE = 'model.onnx'  # its name inside an export directory
@@ -100,6 +101,8 @@ class OnnxModel:
             raise ExportError(f"{onnx_path}: graph inputs {inputs} and outputs {outputs}, its description promises "
                               f"input {self.input_name!r} and output {self.output_name!r}")
         self.threshold = float(self.description['threshold'])
+        self.score_norm = read_cohort(self.description, os.path.dirname(os.path.abspath(onnx_path)),
+                                      self.description['embed_size'], sidecar_path(onnx_path))
 
     @property
     def seg_size(self) -> int:

@@ -1,4 +1,5 @@
-"""Writing and reading export directories: export.json (description, threshold, metadata) + model.safetensors.
+"""Writing and reading export directories: export.json (description, threshold, metadata) + model.safetensors, and
+cohort.safetensors when the run normalised its scores (AS-Norm, export/cohort.py).
 
 An export is written into a temporary sibling folder and renamed into place, so a directory named like an export
 is always complete; an existing directory is never overwritten.
@@ -16,6 +17,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from export.cohort import ScoreNorm, read_cohort, write_cohort
 from export.model import FORMAT, SCORE_KIND, VERSION, ExportedModel, ExportError, read_document
 from models.description import check_spec, describe_model
 from utils.atomic import umask_mode
@@ -61,6 +63,8 @@ def save_export(model: ExportedModel, out_dir: str) -> str:
         tensors = {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
         save_file(tensors, os.path.join(tmp, WEIGHTS_FILE), metadata={'format': FORMAT})
         os.chmod(os.path.join(tmp, WEIGHTS_FILE), umask_mode())  # safetensors writes it private (0600)
+        if model.score_norm is not None:
+            document['score_norm'] = write_cohort(model.score_norm, tmp)
         with open(os.path.join(tmp, CONFIG_FILE), 'w', encoding='utf-8') as handle:
             json.dump(document, handle, indent=1, default=plain_json)
         os.rename(tmp, out_dir)
@@ -95,19 +99,23 @@ def load_exported(path: str, device: str | torch.device = 'cpu') -> ExportedMode
         state = load_file(weights_path)
     except (OSError, SafetensorError) as error:
         raise ExportError(f"{weights_path} could not be read as safetensors: {error}") from error
-    model = ExportedModel(document['model'], float(document['decision']['threshold']), document.get('metadata', {}))
+    norm = read_cohort(document, path, document['model']['embed_size'], os.path.join(path, CONFIG_FILE))
+    model = ExportedModel(document['model'], float(document['decision']['threshold']), document.get('metadata', {}),
+                          norm)
     model.load_weights(state, weights_path)
     return model.to(device)
 
 
 def export_model(core: nn.Module, out_dir: str, threshold: float, metadata: dict, seg_size: int,
-                 num_seg: int) -> str:
-    """Export the student + back-end of `core` (a JointKDFT) with its decision threshold; return `out_dir`.
+                 num_seg: int, score_norm: ScoreNorm | None = None) -> str:
+    """Export the student + back-end of `core` (a JointKDFT) with its decision threshold, and its AS-Norm cohort
+    when given; return `out_dir`.
 
-    Called at the end of training with the final evaluation's EER threshold of the full_tta scores.
+    Called at the end of training with the final evaluation's EER threshold of the full_tta scores (and the cohort
+    and AS-Norm threshold when the run normalised).
     """
     check_new_directory(out_dir)
-    model = ExportedModel(describe_model(core, seg_size, num_seg), threshold, metadata)
+    model = ExportedModel(describe_model(core, seg_size, num_seg), threshold, metadata, score_norm)
     model.load_weights(exported_state(core.state_dict()), 'export_model')
     return save_export(model, out_dir)
 

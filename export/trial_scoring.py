@@ -1,7 +1,8 @@
 """Scoring a trial list with an exported model: VoxCeleb-format lists, with or without labels.
 
 Labelled lines are `label enroll test` (read by data.trials.read_trials); unlabelled lists hold `enroll test`.
-Scores are the training's final-evaluation scores (trainer.evaluate.score_trials), of kind model.SCORE_KIND.
+Scores are the training's final-evaluation scores (trainer.evaluate.score_trials), of kind model.SCORE_KIND, and
+their AS-Norm (trainer.evaluate.cohort_scoring) when the export carries a cohort.
 """
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import torch
 from data.trials import read_trials
 from export.audio_inputs import embed_paths, locate_keys
 from export.model import SCORE_KIND, ExportError, SpeakerRuntime
-from trainer.evaluate import score_trials
+from trainer.evaluate import cohort_scoring, score_trials
 
 
 @dataclass
@@ -59,15 +60,25 @@ def read_trial_pairs(path: str) -> TrialPairs:
     return TrialPairs(trials.enroll, trials.test, trials.labels)
 
 
-def score_trial_list(model: SpeakerRuntime, pairs: TrialPairs, roots: list[str], device: torch.device
-                     ) -> np.ndarray:
-    """full_tta score (mean of full and TTA cosine) of every trial [N]; each utterance is embedded once."""
+def trial_scores(model: SpeakerRuntime, pairs: TrialPairs, roots: list[str], device: torch.device
+                 ) -> dict[str, np.ndarray]:
+    """full_tta score (mean of full and TTA cosine) of every trial [N] under SCORE_KIND, and under
+    SCORE_KIND + '_asnorm' its AS-Norm when the model carries a cohort; each utterance is embedded once."""
     keys = list(dict.fromkeys(pairs.enroll + pairs.test))
     full, tta = embed_paths(model, locate_keys(keys, roots), keys, device)  # [U, E], [U, K, E]
     row = {key: i for i, key in enumerate(keys)}
     enroll = np.array([row[k] for k in pairs.enroll], dtype=np.int64)  # [N]
     test = np.array([row[k] for k in pairs.test], dtype=np.int64)  # [N]
-    return score_trials(full, tta, enroll, test)[SCORE_KIND]  # [N]
+    scores = {SCORE_KIND: score_trials(full, tta, enroll, test)[SCORE_KIND]}  # [N]
+    if model.score_norm is not None:
+        scores.update(cohort_scoring(full, tta, model.score_norm.cohort, kinds=(SCORE_KIND,)).scores(enroll, test))
+    return scores
+
+
+def score_trial_list(model: SpeakerRuntime, pairs: TrialPairs, roots: list[str], device: torch.device
+                     ) -> np.ndarray:
+    """full_tta score (mean of full and TTA cosine) of every trial [N], raw."""
+    return trial_scores(model, pairs, roots, device)[SCORE_KIND]
 
 
 def has_both_classes(labels: np.ndarray | None) -> bool:

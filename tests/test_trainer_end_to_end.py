@@ -38,6 +38,8 @@ def test_joint_methods_train_two_epochs(root, method):
     assert [line.split(']')[0] for line in lines] == ['[1', '[2']
     assert float(lines[1].split(':')[1]) == pytest.approx(history[1]['eer_val'])
     results = json.load(open(os.path.join(run, 'results.json')))['final']['O']
+    assert set(results) == {'full', 'tta', 'full_tta'}  # score_norm='none' (default): no AS-Norm, no cohort
+    assert not os.path.exists(os.path.join(run, 'export', 'cohort.safetensors'))
     for kind in ('full', 'tta', 'full_tta'):  # results.json and the logged metric files agree, at the best epoch
         for metric in ('eer', 'min_dcf_0.01', 'min_dcf_0.05'):
             with open(os.path.join(run, metric, 'final_O', f'{kind}.txt')) as f:

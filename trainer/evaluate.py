@@ -1,10 +1,12 @@
 """Evaluation: embed every test utterance (full + TTA segments), gather across ranks, score trials, EER/minDCF.
 
 Protocol (SPEC §2): the full-utterance embedding, `num_seg` evenly spaced segments, cosine scores,
-TTA score = mean over all segment pairs, final score = mean of full and TTA scores.
+TTA score = mean over all segment pairs, final score = mean of full and TTA scores. Optionally each score kind is
+also AS-Norm normalised (utils/score_norm.py) against a cohort of training speakers (ScoreCohort).
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
@@ -15,6 +17,9 @@ from data.trials import Trials, trial_index
 from data.workers import ignore_stop_signals
 from trainer.distributed import DistEnv, gather_objects
 from utils.metrics import verification_metrics
+from utils.score_norm import CohortStats, as_norm, effective_top_n, top_cohort_stats
+
+NORMALISED = '_asnorm'  # suffix of a score kind's AS-Norm figures: 'full_tta' → 'full_tta_asnorm'
 
 
 def _first(batch):
@@ -74,9 +79,94 @@ def score_trials(full: np.ndarray | None, tta: np.ndarray, enroll: np.ndarray, t
     return scores
 
 
-def evaluate_trials(full: np.ndarray | None, tta: np.ndarray, keys: list[str], trials: Trials
+def kind_vectors(full: np.ndarray, tta: np.ndarray) -> dict[str, np.ndarray]:
+    """Per utterance, the vector whose dot product with another utterance's gives each score kind of score_trials:
+    'full' the unit full embedding [N, E], 'tta' the mean unit segment embedding [N, E], 'full_tta' both side by
+    side over sqrt(2) [N, 2E] (its dot product is the mean of the other two)."""
+    unit = _normalise(full)  # [N, E]
+    mean_unit = _normalise(tta).mean(axis=1)  # [N, E]
+    return {'full': unit, 'tta': mean_unit, 'full_tta': np.concatenate([unit, mean_unit], axis=1) / np.sqrt(2)}
+
+
+@dataclass(frozen=True)
+class ScoreCohort:
+    """The AS-Norm cohort: per cohort speaker, the unit mean direction of its utterances' unit full embeddings and of
+    their mean unit TTA segment embeddings, and N, the top cohort scores kept per side.
+
+    Each entry is scored as a pseudo-utterance whose full embedding and every TTA segment are those directions, by
+    the score kind's own formula: 'full' is the cosine with the speaker's mean embedding (WeSpeaker's cohort),
+    'tta' the mean cosine of the segments with it, 'full_tta' their mean. So cohort scores are on the scale of the
+    trial scores they normalise (cosines), and a speaker with many utterances counts once.
+    """
+    full: np.ndarray  # [S, E] float32, unit rows
+    tta: np.ndarray  # [S, E] float32, unit rows
+    top_n: int  # as asked (cohort_size); effective_top_n caps it at S
+
+    @property
+    def speakers(self) -> int:
+        """Number of cohort entries S."""
+        return self.full.shape[0]
+
+    @property
+    def used_top_n(self) -> int:
+        """The N of the top-N actually used: top_n, or S when the cohort is smaller."""
+        return effective_top_n(self.top_n, self.speakers)
+
+    def vectors(self) -> dict[str, np.ndarray]:
+        """kind_vectors of the cohort entries (pseudo-utterances with one TTA segment each), in float64; the stored
+        rows are used as they are, not normalised again (so an export's cohort scores equal the run's)."""
+        full, tta = self.full.astype(np.float64), self.tta.astype(np.float64)  # [S, E] each
+        return {'full': full, 'tta': tta, 'full_tta': np.concatenate([full, tta], axis=1) / np.sqrt(2)}
+
+
+def build_cohort(full: np.ndarray, tta: np.ndarray, speakers: np.ndarray, top_n: int) -> ScoreCohort:
+    """The cohort of utterances with embeddings full [M, E], tta [M, K, E] and cohort speaker index [M] (0..S-1,
+    every index present): per speaker the unit mean of the unit full embeddings and of the mean unit TTA vectors,
+    computed in float64 and kept as float32 (as an export stores it, so the export's AS-Norm equals the run's)."""
+    counts = np.bincount(speakers)  # [S]
+    if counts.min(initial=1) == 0:
+        raise ValueError(f"cohort speaker indices must cover 0..{len(counts) - 1}; some have no utterance")
+    vectors = kind_vectors(full.astype(np.float64), tta.astype(np.float64))
+    entries = []
+    for kind in ('full', 'tta'):
+        sums = np.zeros((len(counts), vectors[kind].shape[1]))  # [S, E]
+        np.add.at(sums, speakers, vectors[kind])
+        entries.append(_normalise(sums / counts[:, None]).astype(np.float32))
+    return ScoreCohort(entries[0], entries[1], top_n)
+
+
+@dataclass(frozen=True)
+class CohortScoring:
+    """Every utterance's float64 'full' and 'tta' vectors (kind_vectors) and, per normalised kind, its top-N cohort
+    statistics: what AS-Norm needs to normalise any trial among these utterances."""
+    vectors: dict[str, np.ndarray]  # 'full', 'tta': [U, E] float64
+    stats: dict[str, CohortStats]  # kind → [U]
+
+    def scores(self, enroll: np.ndarray, test: np.ndarray) -> dict[str, np.ndarray]:
+        """AS-Norm of each kind's trial scores [num_trials], named kind + NORMALISED. The raw scores are those of
+        score_trials recomputed in float64 (a cohort whose top scores lie close together magnifies float32 noise)."""
+        raw = {kind: np.einsum('ij,ij->i', self.vectors[kind][enroll], self.vectors[kind][test])
+               for kind in ('full', 'tta')}  # [num_trials]
+        raw['full_tta'] = (raw['full'] + raw['tta']) / 2
+        return {kind + NORMALISED: as_norm(raw[kind], stats.take(enroll), stats.take(test))
+                for kind, stats in self.stats.items()}
+
+
+def cohort_scoring(full: np.ndarray, tta: np.ndarray, cohort: ScoreCohort,
+                   kinds: tuple[str, ...] = ('full', 'tta', 'full_tta')) -> CohortScoring:
+    """The CohortScoring of utterances with embeddings full [U, E] and tta [U, K, E], for the score kinds `kinds`."""
+    utterances, entries = kind_vectors(full.astype(np.float64), tta.astype(np.float64)), cohort.vectors()
+    return CohortScoring({kind: utterances[kind] for kind in ('full', 'tta')},
+                         {kind: top_cohort_stats(utterances[kind], entries[kind], cohort.top_n) for kind in kinds})
+
+
+def evaluate_trials(full: np.ndarray | None, tta: np.ndarray, keys: list[str], trials: Trials,
+                    norm: CohortScoring | None = None
                     ) -> tuple[dict[str, dict[str, float]], dict[str, np.ndarray]]:
-    """Metrics of every score kind on one trial list, and the scores themselves (for DET plots)."""
+    """Metrics of every score kind on one trial list, and the scores themselves (for DET plots); with the
+    CohortScoring of every utterance, the AS-Norm kinds as well."""
     enroll, test = trial_index(trials, keys)
     scores = score_trials(full, tta, enroll, test)
+    if norm is not None:
+        scores.update(norm.scores(enroll, test))
     return {kind: verification_metrics(s, trials.labels) for kind, s in scores.items()}, scores

@@ -23,13 +23,14 @@ from torch.utils.data.distributed import DistributedSampler
 from tqdm import tqdm
 
 from data.bundle import EvalSpec
+from data.cohort import CohortSpec
 from data.curriculum import Batch, collate_train
 from data.workers import STOP_SIGNALS, ignore_stop_signals, stop_signals_blocked
 from models.description import describe_model
 from trainer import checkpoint
 from trainer.checkpoint import CheckpointWriteError, StaleCheckpointError, TrainState
 from trainer.distributed import DistEnv, all_ranks_agree, exit_if_fault_injected, gather_objects
-from trainer.evaluate import evaluate_trials, extract_embeddings
+from trainer.evaluate import ScoreCohort, build_cohort, cohort_scoring, evaluate_trials, extract_embeddings
 from trainer.methods import PhaseModule
 from utils.seed import get_rng_state, seed_everything, set_rng_state
 
@@ -160,6 +161,7 @@ class Trainer:
                                  worker_init_fn=ignore_stop_signals)  # a group-wide stop signal is the parent's
         self.state = TrainState()
         self.evaluated_epoch: int | None = None  # the epoch whose weights final_evaluation evaluated
+        self.cohort: ScoreCohort | None = None  # the AS-Norm cohort final_evaluation used (rank 0), for the export
         self.rng_on_resume = None
         self.stop_requested = False
         self.clock = time.time()  # TrainState.seconds counts up to here
@@ -362,18 +364,28 @@ class Trainer:
         self.core.load_state_dict(saved['model'])
         return self.state.best_epoch
 
-    def final_evaluation(self, spec: EvalSpec) -> dict | None:
+    def final_evaluation(self, spec: EvalSpec, cohort: CohortSpec | None = None) -> dict | None:
         """Evaluate the best state (load_best; its epoch is kept in `evaluated_epoch`) on every trial list of `spec`:
-        full, TTA and their mean (rank 0)."""
+        full, TTA and their mean (rank 0). With a `cohort`, its utterances are embedded the same way, averaged per
+        speaker (kept in `self.cohort`), and every kind is AS-Norm normalised too ('<kind>_asnorm' next to it)."""
         gather_objects(None, self.env)  # barrier: rank 0 has finished writing the best checkpoint
         self.evaluated_epoch = self.load_best()
         self.core.eval()
         out = extract_embeddings(self.core.embed, spec.eval_set, self.env, amp=self.cfg.amp, full=True)
+        pool = None if cohort is None else extract_embeddings(self.core.embed, cohort.eval_set, self.env,
+                                                              amp=self.cfg.amp, full=True)
         if out is None:
             return None
+        norm = None
+        if pool is not None:
+            self.cohort = build_cohort(pool[0], pool[1], cohort.speakers, cohort.top_n)
+            if cohort.top_n > self.cohort.speakers:
+                print(f'note: cohort_size={cohort.top_n}, but the AS-Norm cohort has {self.cohort.speakers} '
+                      f'speakers: all of them are used (top-{self.cohort.used_top_n})', flush=True)
+            norm = cohort_scoring(out[0], out[1], self.cohort)
         results = {}
         for trials in spec.trials:
-            metrics, scores = evaluate_trials(out[0], out[1], spec.keys, trials)
+            metrics, scores = evaluate_trials(out[0], out[1], spec.keys, trials, norm)
             results[trials.name] = metrics
             for kind, values in metrics.items():
                 for key, value in values.items():

@@ -27,12 +27,14 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from data.bundle import DataBundle
+from data.cohort import CohortSpec, cohort_spec
 from data.curriculum import CurriculumTrainSet
 from data.voxceleb import class_counts
 from models import Models, build_models
 from trainer import checkpoint
 from trainer.checkpoint import CheckpointWriteError
 from trainer.distributed import DistEnv, convert_sync_batchnorm, gather_objects
+from trainer.evaluate import NORMALISED
 from trainer.loop import FitConfig, Trainer
 from trainer.methods import METHODS, Phase, phases_of
 
@@ -172,11 +174,22 @@ def check_space(args: dict, parts: Models, phases: tuple[Phase, ...], run_dir: s
     checkpoint.stop_together(failure, env)
 
 
+def final_cohort(args: dict, data: DataBundle) -> CohortSpec | None:
+    """The AS-Norm cohort of the final evaluations when score_norm is 'asnorm' (keys cohort_size,
+    cohort_utts_per_speaker, rand_seed, seg_size, num_seg): training utterances of every training speaker."""
+    if args['score_norm'] == 'none':
+        return None
+    return cohort_spec(data.train_utts, args['cohort_utts_per_speaker'], args['cohort_size'], args['rand_seed'],
+                       args['seg_size'], args['num_seg'])
+
+
 def final_lines(results: dict, what: str) -> list[str]:
-    """One printed line per trial list of a final evaluation's full + TTA figures."""
-    return [f"final Vox1-{name} {what}: EER {m['full_tta']['eer']:.2f} % | minDCF(0.01) "
-            f"{m['full_tta']['min_dcf_0.01']:.4f} | minDCF(0.05) {m['full_tta']['min_dcf_0.05']:.4f}"
-            for name, m in results.items()]
+    """One printed line per trial list of a final evaluation's full + TTA figures, followed by their AS-Norm line
+    when the evaluation normalised."""
+    kinds = (('full_tta', ''), ('full_tta' + NORMALISED, ' AS-Norm'))
+    return [f"final Vox1-{name} {what}{label}: EER {m[kind]['eer']:.2f} % | minDCF(0.01) "
+            f"{m[kind]['min_dcf_0.01']:.4f} | minDCF(0.05) {m[kind]['min_dcf_0.05']:.4f}"
+            for name, m in results.items() for kind, label in kinds if kind in m]
 
 
 def _summarise(trainer: Trainer) -> dict:
@@ -227,7 +240,7 @@ def run_phases(args: dict, env: DistEnv, data: DataBundle, logger, run_dir: str)
         summary[phase.name] = _summarise(trainer)
         write_summary(run_dir, summary, env)
         if phase.evaluates:  # e.g. postcomp's fine-tuned teacher: its own result before it is compressed
-            results = trainer.final_evaluation(data.test)
+            results = trainer.final_evaluation(data.test, final_cohort(args, data))
             if env.is_main:
                 summary[phase.name].update(final=results, evaluated_epoch=trainer.evaluated_epoch)
             write_summary(run_dir, summary, env)
