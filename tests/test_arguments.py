@@ -70,7 +70,7 @@ def test_modern_recipe_sets_its_keys_over_any_method():
     assert (released['aug_prob'], released['lmft_epochs'], released['score_norm']) == (0.0, 0, 'none')
     assert get_args(['recipe=modern', 'path_train=/d', 'lmft_epochs=1'])['lmft_epochs'] == 1  # an override wins
     demo = get_args(['recipe=modern'])
-    assert (demo['lmft_epochs'], demo['lmft_crop_size'], demo['cohort_size']) == (2, 32000, 20)  # demo budget
+    assert (demo['lmft_epochs'], demo['lmft_crop_size'], demo['cohort_size']) == (2, 32000, 10)  # demo budget
     assert demo['aug_prob'] == 0.6 and demo['crop_size'] == DEMO_ARGS['crop_size']
     line = recipe_line(get_args(['recipe=modern', 'path_train=/d', 'aug_prob=0.3']))
     assert 'aug_prob=0.3' in line and "score_norm='asnorm'" in line and 'method os_kdft2' in line
