@@ -58,9 +58,10 @@ def _eval_spec(name: str, utts: UtteranceIndex, trials: list[Trials], seg_size: 
 
 
 def build_data(args: dict) -> DataBundle:
-    """Scan the training roots, the evaluation roots, the trial lists and LibriSpeech (keys path_train, path_test,
-    path_cache, path_trials, trials, path_libri, validation, val_speakers, val_trials, seg_size, num_seg,
-    rand_seed, and path_musan, path_rir when aug_prob > 0); refuse trial lists that score training speakers; check every trial key."""
+    """Scan the training roots, the evaluation roots, the trial lists, LibriSpeech and the augmentation files (keys
+    path_train, path_test, path_cache, path_trials, trials, path_libri, validation, val_speakers, val_trials, seg_size,
+    num_seg, rand_seed, aug_prob, path_musan, path_rir); refuse trial lists that score training speakers; check every
+    trial key."""
     dev = scan_voxceleb(as_roots(args['path_train'], 'path_train'), cache_dir=args['path_cache'])
     pool = scan_voxceleb(as_roots(args['path_test'], 'path_test'), cache_dir=args['path_cache'])
     lists = find_trial_lists(args['path_trials'], args['trials'])
