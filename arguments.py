@@ -465,7 +465,11 @@ def check_args(args: dict, world_size: int) -> None:
     """Stop before any data or model is loaded when a value cannot work (check_values), a data path does not exist,
     or the batch does not divide among the `world_size` processes."""
     check_values(args)
-    data_keys = ('path_train', 'path_test', 'path_trials') + (('path_libri',) if args['path_libri'] else ())
+    if args['aug_prob'] > 0 and not (args['path_musan'] and args['path_rir']):
+        _fail('aug_prob', args['aug_prob'], 'augmentation reads MUSAN and room impulse responses: give path_musan '
+              '(the MUSAN root) and path_rir (e.g. RIRS_NOISES/simulated_rirs), or aug_prob=0.0')
+    data_keys = ('path_train', 'path_test', 'path_trials') + tuple(key for key in ('path_libri', 'path_musan',
+                                                                                     'path_rir') if args[key])
     for key in data_keys:
         for path in [args[key]] if isinstance(args[key], str) else args[key]:
             if not os.path.exists(path):

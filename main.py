@@ -19,7 +19,7 @@ from arguments import ARGUMENTS_FILE, ENV_CREDENTIALS, EXPERIMENT_ARGS, SYSTEM_A
     differing_arguments, get_args, is_demo, public_args, recipe_line
 from data.audio import AudioError
 from data.bundle import DataBundle, build_data
-from data.demo import make_demo_corpus
+from data.demo import make_demo_corpus, make_demo_noise_set
 from export import export_model, export_onnx
 from export.cohort import score_norm_of
 from log import build_logger
@@ -51,6 +51,9 @@ def prepare_demo(args: dict) -> dict:
     paths = make_demo_corpus(args['path_demo'], seed=args['rand_seed'])
     resolved = {**args, 'path_train': paths.path_train, 'path_test': paths.path_test,
                 'path_trials': paths.path_trials, 'path_libri': paths.path_libri}
+    if args['aug_prob'] > 0 and not (args['path_musan'] and args['path_rir']):
+        noise = make_demo_noise_set(args['path_demo'], seed=args['rand_seed'])
+        resolved.update({key: args[key] or getattr(noise, key) for key in ('path_musan', 'path_rir')})
     if args['huggingface_url'] == EXPERIMENT_ARGS['huggingface_url']:
         hidden, layers = args['student_hidden_layer_size'], max(args['target_layer_idx'])
         teacher = os.path.join(args['path_demo'], f"tiny_hubert_h{hidden}_l{layers}_seed{args['rand_seed']}_random")
@@ -60,6 +63,8 @@ def prepare_demo(args: dict) -> dict:
     print('=' * 78)
     print('BUILT-IN DEMO: no data set is configured (path_train is empty).')
     print(f"  corpus : synthetic voices in {paths.path_train} (VoxCeleb1 / LibriSpeech layouts)")
+    if resolved['aug_prob'] > 0:
+        print(f"  augment: {resolved['path_musan']} + {resolved['path_rir']} (aug_prob={resolved['aug_prob']})")
     print(f"  teacher: {resolved['huggingface_url']}")
     print('           a tiny HuBERT with RANDOM weights, loaded through from_pretrained like a real one;')
     print('           the demo shows the method running end to end; its numbers say nothing about the paper.')

@@ -1,5 +1,6 @@
 """Everything one run reads, listed and checked before training: training utterances and speakers, KD audio, the
-validation and the test evaluations (trial lists with every key checked against the audio that must answer it)."""
+augmentation files, the validation and the test evaluations (trial lists with every key checked against the audio that
+must answer it)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -8,6 +9,7 @@ import numpy as np
 from torch.utils.data import Dataset
 
 from data.audio import AudioError, audio_length
+from data.augment import Augmenter, scan_noise_sets
 from data.eval_sets import EvalSet
 from data.librispeech import scan_librispeech
 from data.trials import (Trials, check_trial_keys, find_trial_lists, heldout_trials, read_trials,
@@ -31,12 +33,14 @@ class EvalSpec:
 
 @dataclass
 class DataBundle:
-    """The lists one run needs: training utterances and speakers, KD audio, validation and test evaluations."""
+    """The lists one run needs: training utterances and speakers, KD audio, validation and test evaluations, and the
+    augmenter of the training crops (None when aug_prob is 0)."""
     train_utts: UtteranceIndex
     speakers: dict[str, int]
     kd_paths: list[str]
     validation: EvalSpec
     test: EvalSpec
+    augmenter: Augmenter | None = None
 
 
 def _eval_spec(name: str, utts: UtteranceIndex, trials: list[Trials], seg_size: int, num_seg: int,
@@ -54,9 +58,10 @@ def _eval_spec(name: str, utts: UtteranceIndex, trials: list[Trials], seg_size: 
 
 
 def build_data(args: dict) -> DataBundle:
-    """Scan the training roots, the evaluation roots, the trial lists and LibriSpeech (keys path_train, path_test,
-    path_cache, path_trials, trials, path_libri, validation, val_speakers, val_trials, seg_size, num_seg,
-    rand_seed); refuse trial lists that score training speakers; check every trial key."""
+    """Scan the training roots, the evaluation roots, the trial lists, LibriSpeech and the augmentation files (keys
+    path_train, path_test, path_cache, path_trials, trials, path_libri, validation, val_speakers, val_trials, seg_size,
+    num_seg, rand_seed, aug_prob, path_musan, path_rir); refuse trial lists that score training speakers; check every
+    trial key."""
     dev = scan_voxceleb(as_roots(args['path_train'], 'path_train'), cache_dir=args['path_cache'])
     pool = scan_voxceleb(as_roots(args['path_test'], 'path_test'), cache_dir=args['path_cache'])
     lists = find_trial_lists(args['path_trials'], args['trials'])
@@ -81,4 +86,5 @@ def build_data(args: dict) -> DataBundle:
         validation = _eval_spec('validation', test_spec.eval_set.utts, [chosen], args['seg_size'], args['num_seg'],
                                 check_audio=False)
     kd_paths = scan_librispeech(args['path_libri']) if args['path_libri'] else []
-    return DataBundle(train_utts, speaker_table(train_utts), kd_paths, validation, test_spec)
+    augmenter = Augmenter(scan_noise_sets(args['path_musan'], args['path_rir'])) if args['aug_prob'] > 0 else None
+    return DataBundle(train_utts, speaker_table(train_utts), kd_paths, validation, test_spec, augmenter)

@@ -1,5 +1,6 @@
 """The curriculum training set: per dev utterance an FT crop plus a KD crop drawn from VoxCeleb1 with
-probability p(epoch), otherwise from LibriSpeech; every draw is reproducible from (seed, epoch, rank, index)."""
+probability p(epoch), otherwise from LibriSpeech, optionally augmented; every draw is reproducible from
+(seed, epoch, rank, index)."""
 from __future__ import annotations
 
 import math
@@ -12,9 +13,13 @@ import torch
 from torch.utils.data import Dataset
 
 from data.audio import AudioError, read_crop
+from data.augment import Augmenter
 from data.utterance_index import UtteranceIndex
 
 _MAX_TRIES = 10  # replacement files tried for one item before giving up (only when bad files are tolerated)
+_AUG_STREAM = 1  # the augmentation draws' child stream of an item: [seed, epoch, rank, i, _AUG_STREAM, row number]
+_ROW_NUMBER = {'kd': 0, 'ft': 1}
+AUG_ROWS = {'ft': ('ft',), 'both': ('kd', 'ft')}  # aug_rows -> the crops of an item that may be augmented
 
 
 def _linear(epoch: int, total: int, p_const: float) -> float:
@@ -66,17 +71,27 @@ class CurriculumTrainSet(Dataset):
 
     A phase reads only what it uses: `kd_audio=False` (speaker labels only) opens no KD file and `ft_audio=False` (KD
     only) no FT file; the crop not read is empty.
+
+    With an `augmenter`, each crop of the rows `aug_rows` names ('ft', or 'both': the KD crop too, which teacher and
+    student then hear alike) is augmented with probability `aug_prob`. Those draws come from a child stream of the
+    item, per row, so the crops themselves are the same with or without augmentation.
     """
 
     def __init__(self, ft_utts: UtteranceIndex, speakers: dict[str, int], kd_paths: list[str], crop_size: int,
                  schedule: str, total_epochs: int, seed: int, rank: int = 0, p_const: float = 0.5,
-                 max_bad_fraction: float = 0.0, kd_audio: bool = True, ft_audio: bool = True) -> None:
+                 max_bad_fraction: float = 0.0, kd_audio: bool = True, ft_audio: bool = True,
+                 augmenter: Augmenter | None = None, aug_prob: float = 0.0, aug_rows: str = 'ft') -> None:
         if not ft_utts:
             raise ValueError("the training list is empty (no VoxCeleb1 dev utterances; check path_train)")
         lowest = min(kd_probability(schedule, e, total_epochs, p_const) for e in range(1, total_epochs + 1))
         if kd_audio and not kd_paths and lowest < 1.0:
             raise ValueError(f"curriculum {schedule!r} draws LibriSpeech KD items (p(VoxCeleb) = {lowest:.3f} < 1 "
                              f"in some epoch) but no LibriSpeech files were given: set path_libri")
+        if aug_prob > 0.0 and augmenter is None:
+            raise ValueError(f"aug_prob={aug_prob} needs the augmentation files: set path_musan and path_rir")
+        if aug_rows not in AUG_ROWS:
+            raise ValueError(f"aug_rows {aug_rows!r}: expected one of {list(AUG_ROWS)}")
+        self.augmenter, self.aug_prob, self.aug_rows = augmenter, aug_prob, AUG_ROWS[aug_rows]
         self.ft_utts = ft_utts
         self.labels = ft_utts.labels_in(speakers)  # [U]
         self.kd_paths = kd_paths
@@ -103,6 +118,16 @@ class CurriculumTrainSet(Dataset):
 
     def _rng(self, i: int) -> np.random.Generator:
         return np.random.default_rng([self.seed, self.epoch, self.rank, i])
+
+    def _augmented(self, wav: np.ndarray, i: int, row: str) -> np.ndarray:
+        """`wav` augmented with probability aug_prob when `row` ('kd' or 'ft') is one of aug_rows; draws from the
+        item's child stream for that row, so they neither move nor depend on the crop draws."""
+        if self.aug_prob <= 0.0 or row not in self.aug_rows or wav.shape[0] == 0:
+            return wav
+        rng = np.random.default_rng([self.seed, self.epoch, self.rank, i, _AUG_STREAM, _ROW_NUMBER[row]])
+        if rng.random() >= self.aug_prob:
+            return wav
+        return self.augmenter.augment(wav, rng)[0]  # [crop]
 
     def _draw_kd(self, i: int, rng: np.random.Generator) -> tuple[bool, str]:
         """Source and file of the KD item: VoxCeleb1 with probability p_vox, else the epoch's LibriSpeech order."""
@@ -158,6 +183,7 @@ class CurriculumTrainSet(Dataset):
         wav_ft, label = np.zeros(0, dtype=np.float32), int(self.labels[i])  # [0] when the phase uses no FT audio
         if self.ft_audio:
             wav_ft, label = self._crop(self.ft_utts.path(i), label, rng, self._redraw_ft)  # [crop]
+        wav_kd, wav_ft = self._augmented(wav_kd, i, 'kd'), self._augmented(wav_ft, i, 'ft')  # [crop] each
         return wav_kd, wav_ft, label, from_vox, tuple(self._item_bad)
 
 

@@ -1,5 +1,6 @@
 """The built-in demo corpus: synthetic VoxCeleb1 dev/test trees, a VoxCeleb1-O style trial list and a
-LibriSpeech-style KD tree, in the real on-disk layouts, generated once per (seed, sizes) and then reused."""
+LibriSpeech-style KD tree, in the real on-disk layouts, generated once per (seed, sizes) and then reused; and apart
+from it, a MUSAN / simulated-RIR layout augmentation set generated the same way."""
 from __future__ import annotations
 
 import json
@@ -8,11 +9,13 @@ import shutil
 import tempfile
 import time
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 import soundfile as sf
 
 from data.audio import SAMPLE_RATE
+from data.noise_synth import music_signal, noise_signal, room_impulse_response, speech_signal
 from data.synth import random_channel, random_voice, synthesize
 from data.trials import heldout_trials
 from data.utterance_index import Utterance
@@ -21,7 +24,11 @@ GENERATOR_VERSION = 1  # bump when the synthesis changes, so that cached corpora
 MARKER = 'COMPLETE.json'
 VIDEO_ID_ALPHABET = np.array(list('ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_'))
 FIRST_TEST_ID = 10270  # VoxCeleb1 test speakers are id10270..id10309; dev ids skip that range
-STREAMS = {'dev': 1, 'test': 2, 'libri': 3}  # independent random streams per part of the corpus
+STREAMS = {'dev': 1, 'test': 2, 'libri': 3, 'noise-train': 5, 'noise-eval': 6}  # independent random streams
+NOISE_GENERATOR_VERSION = 1  # bump when the augmentation set's synthesis changes
+NOISE_PARTS = ('noise', 'music', 'speech', 'rirs')
+NOISE_SET_SIZES = {'noise': 12, 'music': 8, 'speech': 16, 'rooms': 12, 'rirs_per_room': 2}  # files per part
+NOISE_SECONDS = {'noise': (6.0, 10.0), 'music': (8.0, 12.0), 'speech': (4.0, 6.0)}  # file length ranges
 WORDS = ('THE', 'OF', 'AND', 'HIS', 'WAS', 'SHE', 'LITTLE', 'HOUSE', 'WATER', 'BEFORE', 'NIGHT', 'LIGHT', 'OLD',
          'CAME', 'UPON', 'GREAT', 'HAND', 'THOUGHT', 'ROAD', 'MORNING')
 
@@ -110,6 +117,38 @@ def _write_corpus(target: str, seed: int, sizes: dict[str, int]) -> None:
     _write_librispeech(paths.path_libri, seed, sizes['libri_speakers'], sizes['libri_utts_per_speaker'])
 
 
+def _generate_once(root: str, name: str, what: str, contents: str, write: Callable[[str], None], record: dict) -> str:
+    """`root`/`name`, written by `write(staging folder)` unless it is complete already: generated into a hidden staging
+    folder that is renamed into place with its MARKER (holding `record`), so an interrupted generation leaves nothing
+    behind and a directory without the marker (someone else's) is never touched."""
+    target = os.path.join(root, name)
+    marker = os.path.join(target, MARKER)
+    if os.path.isfile(marker):
+        return target
+    if os.path.exists(target):
+        raise FileExistsError(f"{target} exists but has no {MARKER} (an interrupted or foreign directory); it is "
+                              f"left untouched: remove it yourself or choose another path_demo")
+    os.makedirs(root, exist_ok=True)
+    staging = tempfile.mkdtemp(prefix=f".{name}.incomplete-", dir=root)
+    started = time.perf_counter()
+    print(f"{what}: generating {contents} in {target}")
+    try:
+        write(staging)
+        with open(os.path.join(staging, MARKER), 'w', encoding='utf-8') as handle:
+            json.dump(record, handle, indent=1)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    try:
+        os.rename(staging, target)
+    except OSError:
+        shutil.rmtree(staging, ignore_errors=True)
+        if not os.path.isfile(marker):  # another process finishing first is fine; anything else is not
+            raise
+    print(f"{what}: ready in {time.perf_counter() - started:.1f} s")
+    return target
+
+
 def make_demo_corpus(root: str, seed: int = 1, dev_speakers: int = 40, utts_per_speaker: int = 20,
                      test_speakers: int = 10, test_utts_per_speaker: int = 12, libri_speakers: int = 10,
                      libri_utts_per_speaker: int = 10, num_trials: int = 1000) -> DemoPaths:
@@ -121,30 +160,59 @@ def make_demo_corpus(root: str, seed: int = 1, dev_speakers: int = 40, utts_per_
         raise ValueError(f"demo corpus sizes must be positive, with at least 2 test speakers of 2 utterances: {sizes}")
     name = (f"demo_corpus_v{GENERATOR_VERSION}_seed{seed}_dev{dev_speakers}x{utts_per_speaker}_test{test_speakers}x"
             f"{test_utts_per_speaker}_libri{libri_speakers}x{libri_utts_per_speaker}_trials{num_trials}")
-    target = os.path.join(root, name)
-    marker = os.path.join(target, MARKER)
-    if os.path.isfile(marker):
-        return _demo_paths(target)
-    if os.path.exists(target):
-        raise FileExistsError(f"{target} exists but has no {MARKER} (an interrupted or foreign directory); it is "
-                              f"left untouched: remove it yourself or choose another path_demo")
-    os.makedirs(root, exist_ok=True)
-    staging = tempfile.mkdtemp(prefix=f".{name}.incomplete-", dir=root)
-    started = time.perf_counter()
-    print(f"demo corpus: generating {dev_speakers * utts_per_speaker} dev, {test_speakers * test_utts_per_speaker} "
-          f"test and {libri_speakers * libri_utts_per_speaker} LibriSpeech-style utterances in {target}")
-    try:
-        _write_corpus(staging, seed, sizes)
-        with open(os.path.join(staging, MARKER), 'w', encoding='utf-8') as handle:
-            json.dump({'generator_version': GENERATOR_VERSION, 'seed': seed, **sizes}, handle, indent=1)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    try:
-        os.rename(staging, target)
-    except OSError:
-        shutil.rmtree(staging, ignore_errors=True)
-        if not os.path.isfile(marker):  # another process finishing first is fine; anything else is not
-            raise
-    print(f"demo corpus: ready in {time.perf_counter() - started:.1f} s")
+    what = (f"{dev_speakers * utts_per_speaker} dev, {test_speakers * test_utts_per_speaker} test and "
+            f"{libri_speakers * libri_utts_per_speaker} LibriSpeech-style utterances")
+    record = {'generator_version': GENERATOR_VERSION, 'seed': seed, **sizes}
+    target = _generate_once(root, name, 'demo corpus', what, lambda staging: _write_corpus(staging, seed, sizes),
+                            record)
     return _demo_paths(target)
+
+
+@dataclass(frozen=True)
+class NoisePaths:
+    """Where a generated augmentation set lives: the values for path_musan and path_rir."""
+    root: str
+    path_musan: str
+    path_rir: str
+
+
+def _noise_paths(root: str) -> NoisePaths:
+    return NoisePaths(root=root, path_musan=os.path.join(root, 'musan'),
+                      path_rir=os.path.join(root, 'RIRS_NOISES', 'simulated_rirs'))
+
+
+def write_noise_set(target: str, seed: int, purpose: str, sizes: dict[str, int] | None = None) -> NoisePaths:
+    """A MUSAN-layout set (noise/free-sound, music/fma, speech/librivox) and simulated-RIR-layout impulse responses
+    ({small,medium,large}room/RoomNNN/) below `target`, drawn from the stream of `purpose` ('train': the demo's
+    augmentation, 'eval': the noise of a corrupted test copy, never trained on); byte-identical for the same
+    arguments. The speech is of voices that are no corpus speaker."""
+    sizes = {**NOISE_SET_SIZES, **(sizes or {})}
+    paths, stream = _noise_paths(target), STREAMS[f'noise-{purpose}']
+    makers = {'noise': (noise_signal, 'free-sound'), 'music': (music_signal, 'fma'),
+              'speech': (speech_signal, 'librivox')}
+    for part, (make, source) in makers.items():
+        for k in range(sizes[part]):
+            rng = np.random.default_rng([seed, stream, NOISE_PARTS.index(part), k])
+            wav = make(rng, float(rng.uniform(*NOISE_SECONDS[part])))
+            _write_pcm16(os.path.join(paths.path_musan, part, source, f"{part}-{source}-{k:04d}.wav"), wav, 'WAV')
+    for room in range(sizes['rooms']):
+        rng = np.random.default_rng([seed, stream, NOISE_PARTS.index('rirs'), room])
+        rt60 = float(rng.uniform(0.15, 0.9))
+        size = 'small' if rt60 < 0.35 else 'medium' if rt60 < 0.6 else 'large'
+        for k in range(sizes['rirs_per_room']):
+            name = f"Room{room + 1:03d}"
+            path = os.path.join(paths.path_rir, f"{size}room", name, f"{name}-{k + 1:05d}.wav")
+            _write_pcm16(path, 0.9 * room_impulse_response(rng, rt60), 'WAV')
+    return paths
+
+
+def make_demo_noise_set(root: str, seed: int = 1, purpose: str = 'train') -> NoisePaths:
+    """Generate (or reuse) the demo's augmentation set below `root`, apart from the corpus (its own folder and
+    marker, so the corpus stays as it is); see write_noise_set."""
+    name = f"demo_noise_v{NOISE_GENERATOR_VERSION}_seed{seed}_{purpose}"
+    what = (f"{NOISE_SET_SIZES['noise']} noise, {NOISE_SET_SIZES['music']} music, {NOISE_SET_SIZES['speech']} speech "
+            f"files and {NOISE_SET_SIZES['rooms'] * NOISE_SET_SIZES['rirs_per_room']} impulse responses")
+    record = {'generator_version': NOISE_GENERATOR_VERSION, 'seed': seed, 'purpose': purpose, **NOISE_SET_SIZES}
+    target = _generate_once(root, name, 'demo augmentation set', what,
+                            lambda staging: write_noise_set(staging, seed, purpose), record)
+    return _noise_paths(target)

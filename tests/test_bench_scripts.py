@@ -27,6 +27,8 @@ SMALLEST = {  # script -> its smallest configuration
     'bench/inference.py': ['--model', 'tiny', '--seconds', '0.5', '--batch', '2', '--device', 'cpu', *FAST],
     'bench/data_loading.py': ['--files', '10', '--file-seconds', '1', '--libri-files', '2', '--items', '8', '--crop',
                               '3600', '--workers', '0', '--step-crops-per-s', '100', '--device', 'cpu', *FAST],
+    'bench/augment.py': ['--files', '6', '--file-seconds', '1', '--items', '6', '--crop', '3600', '--workers', '0',
+                         '--step-crops-per-s', '100', '--device', 'cpu', *FAST],
     'bench/gpu.py': ['--model', 'tiny', '--device', 'cpu', '--threads', '1'],
     'bench/vox2_scale.py': ['--files', '200', '--workers', '1', '--steps', '2', '--batch', '8', '--repeats', '1',
                             '--extrapolate-to', '1000'],
@@ -140,6 +142,15 @@ def test_inference_and_data_loading(report):
     out = run(report, 'bench/data_loading.py')
     rows = table_rows(out, 'training crops')
     assert [row[1] for row in rows] == ['0', '0'] and 'training step consumption (given): 100.00 crops/s' in out
+
+
+def test_augment_rates_for_every_type(report):
+    out = run(report, 'bench/augment.py')
+    rows = table_rows(out, 'training crops (0.225 s) with augmentation of the ft rows')
+    assert [row[0] for row in rows] == ['none (aug_prob 0)', 'all four, aug_prob 0.6', 'reverb only, aug_prob 1',
+                                        'noise only, aug_prob 1', 'music only, aug_prob 1', 'babble only, aug_prob 1']
+    assert rows[0][4] == '1.00' and all(float(row[2]) > 0 for row in rows)
+    assert 'training step consumption (given): 100.00 crops/s' in out
 
 
 def test_gpu_script(report):

@@ -38,7 +38,8 @@ def _args(root, **extra) -> dict:
     args = dict(path_train=str(root / 'vox2' / 'dev' / 'wav'),
                 path_test=[str(root / 'vox1' / 'dev' / 'wav'), str(root / 'vox1' / 'test' / 'wav')],
                 path_cache='', path_trials=str(root / 'lists'), trials=['O', 'E', 'H'], path_libri='',
-                validation='test', val_speakers=2, val_trials=6, seg_size=200, num_seg=2, rand_seed=1)
+                validation='test', val_speakers=2, val_trials=6, seg_size=200, num_seg=2, rand_seed=1,
+                aug_prob=0.0, path_musan='', path_rir='')
     args.update(extra)
     return args
 

@@ -89,7 +89,8 @@ def build_trainer(args: dict, env: DistEnv, data: DataBundle, logger, run_dir: s
 
     train_set = CurriculumTrainSet(data.train_utts, data.speakers, data.kd_paths, args[phase.crop_key],
                                    args['curriculum'], epochs, args['rand_seed'], env.rank,
-                                   args['curriculum_p'], args['max_bad_audio_fraction'], phase.kd_audio, phase.ft_audio)
+                                   args['curriculum_p'], args['max_bad_audio_fraction'], phase.kd_audio, phase.ft_audio,
+                                   data.augmenter, args['aug_prob'], args['aug_rows'])
     config = FitConfig(epochs=epochs, seed=args['rand_seed'], batch_size=args['batch_size'] // env.world_size,
                        run_dir=run_dir, seg_size=args['seg_size'], num_seg=args['num_seg'],
                        log_interval_s=args['log_interval_s'], amp=args['amp'],

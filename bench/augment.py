@@ -1,0 +1,120 @@
+"""Training-data rate with on-the-fly augmentation: crops per second through CurriculumTrainSet + DataLoader with
+aug_prob 0 (as released) next to aug_prob 0.6 over all four types and each type alone (aug_prob 1), against what a
+training step eats.
+
+Corpus (bench/data_loading.py's writer, in a temporary directory): `--files` speech-like .wav utterances of
+`--file-seconds` s in the VoxCeleb1 layout; the curriculum is held at p(VoxCeleb) = 1, so both crops of an item
+(KD + FT) are seeking reads of those .wav files (bench/data_loading.py measures the LibriSpeech .flac side). Augmentation files: the demo's generated MUSAN / simulated-RIR
+set (data/demo.py write_noise_set), or a real one with `--musan` and `--rir`. Only the rows `--aug-rows` names are
+augmented (ft: one crop of the two per item; both: both). A pass is `--items` items, shuffled, drop_last; rates are
+medians over interleaved rounds. The consumption they are set against: crops/s of one os_kdft2 training step of the
+paper-size model at the same batch (measured here with bench/train_step.py's code, or given by `--step-crops-per-s`).
+
+    python bench/augment.py [--files 100] [--batch 2] [--workers 0 2] [--step-crops-per-s X]
+"""
+from __future__ import annotations
+
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import argparse
+import tempfile
+import time
+from typing import Callable
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from arguments import MIN_CROP
+from bench.common import add_runtime_args, apply_runtime_args, at_least, machine_line, print_table, run_interleaved
+from bench.data_loading import step_crops_per_s, write_corpus
+from data.audio import SAMPLE_RATE
+from data.augment import AUGMENTATIONS, Augmenter, scan_noise_sets
+from data.curriculum import CurriculumTrainSet, collate_train
+from data.demo import write_noise_set
+from data.voxceleb import scan_voxceleb, speaker_table
+
+RECIPE_PROB = 0.6  # aug_prob of recipe=modern
+
+
+def _pass(train_set: CurriculumTrainSet, batch: int, workers: int) -> Callable[[], dict[str, float]]:
+    """A case: one shuffled pass of the loader; crops/s after the first batch (start-up excluded)."""
+    def run() -> dict[str, float]:
+        loader = DataLoader(train_set, batch_size=batch, shuffle=True, num_workers=workers, drop_last=True,
+                            collate_fn=collate_train, generator=torch.Generator().manual_seed(0))
+        batches = iter(loader)
+        next(batches)
+        first = time.perf_counter()
+        rest = sum(1 for _ in batches)
+        return {'crops/s': 2 * batch * rest / (time.perf_counter() - first)}
+    return run
+
+
+def settings(lists, all_kinds: bool) -> dict[str, tuple[Augmenter | None, float]]:
+    """Name -> (augmenter, aug_prob): none, the recipe's mix, and (with `all_kinds`) each type alone."""
+    cases = {'none (aug_prob 0)': (None, 0.0), f'all four, aug_prob {RECIPE_PROB}': (Augmenter(lists), RECIPE_PROB)}
+    if all_kinds:
+        cases.update({f'{kind} only, aug_prob 1': (Augmenter(lists, (kind,)), 1.0) for kind in AUGMENTATIONS})
+    return cases
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('--files', type=at_least(1), default=100, help='VoxCeleb1-layout .wav files')
+    parser.add_argument('--file-seconds', type=at_least(MIN_CROP / SAMPLE_RATE, float, why='the shortest crop'),
+                        default=8.0, help='length of each .wav file')
+    parser.add_argument('--items', type=at_least(1), default=400, help='items per pass (the .wav files cycled)')
+    parser.add_argument('--crop', type=at_least(MIN_CROP, why='the CNN frames a SpecAugment time mask needs'),
+                        default=48000, help='crop length in samples (paper: 48000)')
+    parser.add_argument('--batch', type=at_least(2, why='BatchNorm needs 2 items in a batch'), default=2,
+                        help='items per batch (as in bench/train_step.py)')
+    parser.add_argument('--workers', type=at_least(0), nargs='+', default=[0, 2], help='DataLoader worker counts')
+    parser.add_argument('--aug-rows', choices=('ft', 'both'), default='ft', help='rows augmented (aug_rows)')
+    parser.add_argument('--each-type', type=int, choices=(0, 1), default=1, help='1: each type alone as well')
+    parser.add_argument('--musan', default='', help='a MUSAN root (default: the generated demo set)')
+    parser.add_argument('--rir', default='', help='a folder of impulse responses (with --musan)')
+    parser.add_argument('--step-crops-per-s', type=at_least(0.0, float), default=0.0,
+                        help='crops/s a training step consumes; 0 = measure it here')
+    parser.add_argument('--step-repeats', type=at_least(1), default=3, help='measured training steps when measuring')
+    add_runtime_args(parser, repeats=3)
+    args = parser.parse_args(argv)
+    if bool(args.musan) != bool(args.rir):
+        parser.error('--musan and --rir go together (or leave both out for the generated set)')
+    device = apply_runtime_args(args)
+    with tempfile.TemporaryDirectory() as root:
+        vox, _ = write_corpus(root, args.files, args.file_seconds, libri_files=1)
+        if args.musan:
+            lists = scan_noise_sets(args.musan, args.rir)
+        else:
+            generated = write_noise_set(os.path.join(root, 'noise'), seed=1, purpose='train')
+            lists = scan_noise_sets(generated.path_musan, generated.path_rir)
+        utts = scan_voxceleb(vox)
+        items = utts.subset(np.arange(args.items) % len(utts))  # a pass long enough to outlast the prefetch
+        cases = {}
+        for name, (augmenter, prob) in settings(lists, bool(args.each_type)).items():
+            train_set = CurriculumTrainSet(items, speaker_table(utts), [], args.crop, 'constant', 1, seed=1,
+                                           p_const=1.0, augmenter=augmenter, aug_prob=prob, aug_rows=args.aug_rows)
+            cases.update({(name, w): _pass(train_set, args.batch, w) for w in args.workers})
+        results = run_interleaved(cases, args.repeats, args.warmup, torch.device('cpu'))
+    consumed = args.step_crops_per_s or step_crops_per_s(args.batch, args.crop, device, args.step_repeats)
+    how = 'given' if args.step_crops_per_s else f'measured, median of {args.step_repeats} steps'
+    plain = {w: results[(name, w)]['crops/s'].median for (name, w) in results if name.startswith('none')}
+    rows = [[name, str(w), f"{r['crops/s'].median:.0f}", f"{r['crops/s'].spread:.0%}",
+             f"{r['crops/s'].median / plain[w]:.2f}", f"{r['crops/s'].median / consumed:.1f}x"]
+            for (name, w), r in results.items()]
+    print_table(f'training crops ({args.crop / SAMPLE_RATE:g} s) with augmentation of the {args.aug_rows} rows, '
+                f'batch {args.batch}, {args.items} items from {args.files} .wav of {args.file_seconds:g} s, '
+                f'{args.repeats} rounds',
+                ['augmentation', 'workers', 'crops/s', 'spread', 'vs none', 'x step consumption'], rows)
+    print(f'\naugmentation files: {len(lists.noise)} noise, {len(lists.music)} music, {len(lists.speech)} speech, '
+          f'{len(lists.rirs)} impulse responses ({args.musan or "generated demo set"})')
+    print(f'training step consumption ({how}): {consumed:.2f} crops/s = {consumed / 2:.2f} items/s '
+          f'(os_kdft2, batch {args.batch}, {device})')
+    print(f'after: {machine_line(device)}')
+
+
+if __name__ == '__main__':
+    main()
