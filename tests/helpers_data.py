@@ -53,3 +53,27 @@ def write_vox_tree(root: str, layout: dict[str, dict[str, list[int]]], ext: str 
                                          subtype='PCM_24' if ext == '.flac' else 'FLOAT')
                 file_id += 1
     return files
+
+
+def tree_bytes(root: str) -> dict[str, bytes]:
+    """Every file below `root`: relative path → its bytes (to compare written trees exactly)."""
+    found = {}
+    for folder, _, names in os.walk(root):
+        for name in names:
+            with open(os.path.join(folder, name), 'rb') as handle:
+                found[os.path.relpath(os.path.join(folder, name), root)] = handle.read()
+    return found
+
+
+def coded_corpus(root: str, speakers: int, libri_files: int, low: int, high: int):
+    """`speakers` speakers x 3 utterances of coded audio (lengths in [low, high)) below root/dev, and `libri_files`
+    LibriSpeech-style files below root/libri: (utterance index, speaker table, LibriSpeech paths)."""
+    from data.voxceleb import scan_voxceleb, speaker_table
+    rng = np.random.default_rng(0)
+    layout = {f'id1000{s}': {'abcdefghijk': rng.integers(low, high, 3).tolist()} for s in range(speakers)}
+    write_vox_tree(os.path.join(root, 'dev'), layout)
+    libri = [write_audio(os.path.join(root, 'libri', '19', '198', f'19-198-{u:04d}.flac'),
+                         coded_signal(100 + u, int(rng.integers(low, high))), subtype='PCM_24')
+             for u in range(libri_files)]
+    utts = scan_voxceleb(os.path.join(root, 'dev'))
+    return utts, speaker_table(utts), libri

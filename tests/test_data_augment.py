@@ -14,8 +14,7 @@ from arguments import check_args, get_args
 from data.augment import (AUGMENTATIONS, BABBLE_TALKERS, FIELD_SNR_DB, Augmenter, NoiseLists, add_at_snr, energy,
                           reverberate, scan_noise_sets)
 from data.curriculum import CurriculumTrainSet, collate_train
-from data.voxceleb import scan_voxceleb, speaker_table
-from tests.helpers_data import CODE_SCALE, coded_signal, decode, write_audio, write_vox_tree
+from tests.helpers_data import CODE_SCALE, coded_corpus, coded_signal, decode, write_audio
 from trainer.distributed import DistEnv
 from trainer.loop import ResumableSampler
 
@@ -62,14 +61,7 @@ def lists(noise_root):
 @pytest.fixture(scope='module')
 def corpus(tmp_path_factory):
     """4 speakers x 3 utterances of coded audio and 3 LibriSpeech-style files."""
-    root = tmp_path_factory.mktemp('aug_corpus')
-    rng = np.random.default_rng(0)
-    layout = {f'id1000{s}': {'abcdefghijk': rng.integers(1800, 3500, 3).tolist()} for s in range(4)}
-    write_vox_tree(str(root / 'dev'), layout)
-    libri = [write_audio(str(root / 'libri' / '19' / '198' / f'19-198-{u:04d}.flac'),
-                         coded_signal(100 + u, int(rng.integers(1800, 3500))), subtype='PCM_24') for u in range(3)]
-    utts = scan_voxceleb(str(root / 'dev'))
-    return utts, speaker_table(utts), libri
+    return coded_corpus(str(tmp_path_factory.mktemp('aug_corpus')), speakers=4, libri_files=3, low=1800, high=3500)
 
 
 def _clean(seed: int) -> np.ndarray:

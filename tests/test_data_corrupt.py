@@ -8,7 +8,7 @@ import pytest
 import soundfile as sf
 
 from data.corrupt import ADDITIVE, MANIFEST, main
-from tests.helpers_data import write_audio
+from tests.helpers_data import tree_bytes, write_audio
 
 KEYS = ['id10270/abcdefghijk/00001.wav', 'id10270/abcdefghijk/00002.wav', 'id10271/ABCDEFGHIJK/00001.wav']
 
@@ -25,22 +25,13 @@ def src(tmp_path_factory):
     return str(root)
 
 
-def _files(root: str) -> dict[str, bytes]:
-    found = {}
-    for folder, _, names in os.walk(root):
-        for name in names:
-            with open(os.path.join(folder, name), 'rb') as handle:
-                found[os.path.relpath(os.path.join(folder, name), root)] = handle.read()
-    return found
-
-
 def test_noise_is_added_at_the_recorded_snr(src, tmp_path):
     out = str(tmp_path / 'noisy')
     assert main(['--src', src, '--out', out, '--seed', '3', '--reverb-prob', '0', '--snr-low', '2',
                  '--snr-high', '8']) == 0
     with open(os.path.join(out, MANIFEST)) as handle:
         manifest = json.load(handle)
-    assert sorted(manifest['files']) == KEYS and sorted(_files(out)) == sorted(KEYS + [MANIFEST])
+    assert sorted(manifest['files']) == KEYS and sorted(tree_bytes(out)) == sorted(KEYS + [MANIFEST])
     for key, done in manifest['files'].items():
         clean, _ = sf.read(os.path.join(src, key), dtype='float64')
         noisy, rate = sf.read(os.path.join(out, key), dtype='float64')
@@ -55,7 +46,7 @@ def test_reverberant_copy_is_reproducible_and_never_overwrites(src, tmp_path):
     first, second = str(tmp_path / 'a'), str(tmp_path / 'b')
     assert main(['--src', src, '--out', first, '--seed', '5']) == 0
     assert main(['--src', src, '--out', second, '--seed', '5']) == 0
-    a, b = _files(first), _files(second)
+    a, b = tree_bytes(first), tree_bytes(second)
     assert a == b
     manifest = json.loads(a[MANIFEST])
     for key, done in manifest['files'].items():
@@ -64,8 +55,8 @@ def test_reverberant_copy_is_reproducible_and_never_overwrites(src, tmp_path):
         assert not np.array_equal(sf.read(os.path.join(first, key))[0], sf.read(os.path.join(src, key))[0])
     other = str(tmp_path / 'c')
     assert main(['--src', src, '--out', other, '--seed', '6']) == 0
-    assert all(_files(other)[key] != a[key] for key in KEYS)
+    assert all(tree_bytes(other)[key] != a[key] for key in KEYS)
     with pytest.raises(SystemExit) as stop:
         main(['--src', src, '--out', first, '--seed', '6'])
-    assert stop.value.code == 2 and _files(first) == a
+    assert stop.value.code == 2 and tree_bytes(first) == a
     assert sorted(os.listdir(tmp_path)) == ['a', 'b', 'c']  # no staging folder left behind

@@ -10,8 +10,8 @@ from torch.utils.data import DataLoader
 from data.audio import AudioError
 from data.curriculum import SCHEDULES, CurriculumTrainSet, collate_train, kd_probability
 from data.utterance_index import Utterance, UtteranceIndex
-from data.voxceleb import scan_voxceleb, speaker_table
-from tests.helpers_data import coded_signal, decode, expected_crop, write_audio, write_vox_tree
+from data.voxceleb import speaker_table
+from tests.helpers_data import coded_corpus, decode, expected_crop
 
 CROP = 400
 
@@ -19,14 +19,7 @@ CROP = 400
 @pytest.fixture(scope='module')
 def corpus(tmp_path_factory):
     """6 speakers x 3 utterances of coded audio (some shorter than the crop) and 5 LibriSpeech-style files."""
-    root = tmp_path_factory.mktemp('curriculum')
-    rng = np.random.default_rng(0)
-    layout = {f'id1000{s}': {'abcdefghijk': rng.integers(250, 1500, 3).tolist()} for s in range(6)}
-    write_vox_tree(str(root / 'dev'), layout)
-    libri = [write_audio(str(root / 'libri' / '19' / '198' / f'19-198-{u:04d}.flac'),
-                         coded_signal(100 + u, int(rng.integers(250, 1500))), subtype='PCM_24') for u in range(5)]
-    utts = scan_voxceleb(str(root / 'dev'))
-    return utts, speaker_table(utts), libri
+    return coded_corpus(str(tmp_path_factory.mktemp('curriculum')), speakers=6, libri_files=5, low=250, high=1500)
 
 
 def _fake_utts(n: int) -> UtteranceIndex:

@@ -9,17 +9,9 @@ import soundfile as sf
 from data.augment import scan_noise_sets
 from data.demo import MARKER, NOISE_SET_SIZES, make_demo_noise_set, write_noise_set
 from data.noise_synth import room_impulse_response
+from tests.helpers_data import tree_bytes
 
 TINY = {'noise': 2, 'music': 2, 'speech': 3, 'rooms': 3, 'rirs_per_room': 2}
-
-
-def _bytes(root: str) -> dict[str, bytes]:
-    found = {}
-    for folder, _, names in os.walk(root):
-        for name in names:
-            with open(os.path.join(folder, name), 'rb') as handle:
-                found[os.path.relpath(os.path.join(folder, name), root)] = handle.read()
-    return found
 
 
 def test_demo_set_has_the_layouts_and_is_generated_once(tmp_path, capsys):
@@ -34,18 +26,18 @@ def test_demo_set_has_the_layouts_and_is_generated_once(tmp_path, capsys):
                for p in lists.rirs)
     assert os.path.isfile(os.path.join(paths.root, MARKER)) and os.listdir(tmp_path) == [os.path.basename(paths.root)]
     capsys.readouterr()
-    before = _bytes(paths.root)
+    before = tree_bytes(paths.root)
     assert make_demo_noise_set(str(tmp_path), seed=1) == paths and 'generating' not in capsys.readouterr().out
-    assert _bytes(paths.root) == before
+    assert tree_bytes(paths.root) == before
     for path in lists.noise + lists.music + lists.speech:
         wav, rate = sf.read(path)
         assert rate == 16000 and wav.shape[0] >= 4 * 16000 and 0 < np.max(np.abs(wav)) < 1.0
 
 
 def test_same_seed_same_bytes_and_the_eval_stream_differs(tmp_path):
-    a = _bytes(write_noise_set(str(tmp_path / 'a'), 3, 'train', TINY).root)
-    b = _bytes(write_noise_set(str(tmp_path / 'b'), 3, 'train', TINY).root)
-    evaluation = _bytes(write_noise_set(str(tmp_path / 'c'), 3, 'eval', TINY).root)
+    a = tree_bytes(write_noise_set(str(tmp_path / 'a'), 3, 'train', TINY).root)
+    b = tree_bytes(write_noise_set(str(tmp_path / 'b'), 3, 'train', TINY).root)
+    evaluation = tree_bytes(write_noise_set(str(tmp_path / 'c'), 3, 'eval', TINY).root)
     assert a == b and len(a) == 7 + 6
     assert not set(a.values()) & set(evaluation.values())  # no file of the eval set is one the training set has
 
