@@ -64,28 +64,34 @@ def _normalise(x: np.ndarray) -> np.ndarray:
     return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
 
 
-def score_trials(full: np.ndarray | None, tta: np.ndarray, enroll: np.ndarray, test: np.ndarray
-                 ) -> dict[str, np.ndarray]:
-    """Cosine trial scores, vectorised: 'tta' and, when full embeddings exist, 'full' and 'full_tta'.
-
-    The mean cosine over all K x K segment pairs equals the dot product of the mean unit vectors.
-    """
-    mean_unit = _normalise(tta).mean(axis=1)  # [N, E]
-    scores = {'tta': np.einsum('ij,ij->i', mean_unit[enroll], mean_unit[test])}  # [num_trials]
+def kind_vectors(full: np.ndarray | None, tta: np.ndarray) -> dict[str, np.ndarray]:
+    """Per utterance, the vector whose dot product with another utterance's gives a score kind: 'tta' the mean unit
+    segment embedding [N, E] (the mean cosine over all K x K segment pairs equals the dot product of the mean unit
+    vectors) and, when full embeddings exist, 'full' the unit full embedding [N, E]."""
+    vectors = {'tta': _normalise(tta).mean(axis=1)}  # [N, E]
     if full is not None:
-        unit = _normalise(full)  # [N, E]
-        scores['full'] = np.einsum('ij,ij->i', unit[enroll], unit[test])
+        vectors['full'] = _normalise(full)  # [N, E]
+    return vectors
+
+
+def with_joint(vectors: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """kind_vectors plus 'full_tta': 'full' and 'tta' side by side over sqrt(2) [N, 2E], whose dot product is the
+    mean of theirs (what the cohort statistics of the full_tta kind are computed from)."""
+    return {**vectors, 'full_tta': np.concatenate([vectors['full'], vectors['tta']], axis=1) / np.sqrt(2)}
+
+
+def _vector_scores(vectors: dict[str, np.ndarray], enroll: np.ndarray, test: np.ndarray) -> dict[str, np.ndarray]:
+    """Each kind's trial scores [num_trials] from kind_vectors; 'full_tta' is the mean of 'full' and 'tta'."""
+    scores = {kind: np.einsum('ij,ij->i', v[enroll], v[test]) for kind, v in vectors.items()}  # [num_trials]
+    if 'full' in scores:
         scores['full_tta'] = (scores['full'] + scores['tta']) / 2
     return scores
 
 
-def kind_vectors(full: np.ndarray, tta: np.ndarray) -> dict[str, np.ndarray]:
-    """Per utterance, the vector whose dot product with another utterance's gives each score kind of score_trials:
-    'full' the unit full embedding [N, E], 'tta' the mean unit segment embedding [N, E], 'full_tta' both side by
-    side over sqrt(2) [N, 2E] (its dot product is the mean of the other two)."""
-    unit = _normalise(full)  # [N, E]
-    mean_unit = _normalise(tta).mean(axis=1)  # [N, E]
-    return {'full': unit, 'tta': mean_unit, 'full_tta': np.concatenate([unit, mean_unit], axis=1) / np.sqrt(2)}
+def score_trials(full: np.ndarray | None, tta: np.ndarray, enroll: np.ndarray, test: np.ndarray
+                 ) -> dict[str, np.ndarray]:
+    """Cosine trial scores, vectorised: 'tta' and, when full embeddings exist, 'full' and 'full_tta'."""
+    return _vector_scores(kind_vectors(full, tta), enroll, test)
 
 
 @dataclass(frozen=True)
@@ -115,8 +121,7 @@ class ScoreCohort:
     def vectors(self) -> dict[str, np.ndarray]:
         """kind_vectors of the cohort entries (pseudo-utterances with one TTA segment each), in float64; the stored
         rows are used as they are, not normalised again (so an export's cohort scores equal the run's)."""
-        full, tta = self.full.astype(np.float64), self.tta.astype(np.float64)  # [S, E] each
-        return {'full': full, 'tta': tta, 'full_tta': np.concatenate([full, tta], axis=1) / np.sqrt(2)}
+        return with_joint({'full': self.full.astype(np.float64), 'tta': self.tta.astype(np.float64)})  # [S, E]
 
 
 def build_cohort(full: np.ndarray, tta: np.ndarray, speakers: np.ndarray, top_n: int) -> ScoreCohort:
@@ -145,9 +150,7 @@ class CohortScoring:
     def scores(self, enroll: np.ndarray, test: np.ndarray) -> dict[str, np.ndarray]:
         """AS-Norm of each kind's trial scores [num_trials], named kind + NORMALISED. The raw scores are those of
         score_trials recomputed in float64 (a cohort whose top scores lie close together magnifies float32 noise)."""
-        raw = {kind: np.einsum('ij,ij->i', self.vectors[kind][enroll], self.vectors[kind][test])
-               for kind in ('full', 'tta')}  # [num_trials]
-        raw['full_tta'] = (raw['full'] + raw['tta']) / 2
+        raw = _vector_scores(self.vectors, enroll, test)  # [num_trials] each
         return {kind + NORMALISED: as_norm(raw[kind], stats.take(enroll), stats.take(test))
                 for kind, stats in self.stats.items()}
 
@@ -155,9 +158,10 @@ class CohortScoring:
 def cohort_scoring(full: np.ndarray, tta: np.ndarray, cohort: ScoreCohort,
                    kinds: tuple[str, ...] = ('full', 'tta', 'full_tta')) -> CohortScoring:
     """The CohortScoring of utterances with embeddings full [U, E] and tta [U, K, E], for the score kinds `kinds`."""
-    utterances, entries = kind_vectors(full.astype(np.float64), tta.astype(np.float64)), cohort.vectors()
-    return CohortScoring({kind: utterances[kind] for kind in ('full', 'tta')},
-                         {kind: top_cohort_stats(utterances[kind], entries[kind], cohort.top_n) for kind in kinds})
+    vectors = kind_vectors(full.astype(np.float64), tta.astype(np.float64))  # 'full', 'tta': [U, E]
+    utterances, entries = with_joint(vectors), cohort.vectors()
+    return CohortScoring(vectors, {kind: top_cohort_stats(utterances[kind], entries[kind], cohort.top_n)
+                                   for kind in kinds})
 
 
 def evaluate_trials(full: np.ndarray | None, tta: np.ndarray, keys: list[str], trials: Trials,
