@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import torch
 
-from data.curriculum import SCHEDULES
+from data.curriculum import AUG_ROWS, SCHEDULES
 from models.student import INIT_MODES
 from trainer.methods import METHODS
 
@@ -257,7 +257,7 @@ CHOICES = {
     'validation': ('test', 'heldout'), 'kd_cos_reduction': ('sum', 'mean'), 'ft_loss': ('softmax', 'aam'),
     'curriculum': tuple(SCHEDULES), 'student_init': tuple(INIT_MODES),
     'neptune_mode': ('async', 'sync', 'offline', 'debug'),
-    'recipe': tuple(RECIPES), 'aug_rows': ('ft', 'both'), 'score_norm': ('none', 'asnorm'),
+    'recipe': tuple(RECIPES), 'aug_rows': tuple(AUG_ROWS), 'score_norm': ('none', 'asnorm'),
 }
 
 
