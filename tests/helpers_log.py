@@ -52,9 +52,17 @@ def wandb_records(path: str) -> Iterator[wandb_internal_pb2.Record]:
 
 
 def wandb_run_file(wandb_dir: str) -> str:
-    """The single offline run log under `wandb_dir` (WANDB_DIR)."""
+    """The single offline run log under `wandb_dir` (WANDB_DIR), complete: it ends with the run's exit record.
+
+    `run.finish()` returns before the wandb-core process has written the log (here it was still its 7-byte
+    header in 3 of 60 tries), so wandb is torn down first: `wandb.teardown()` is documented to wait until
+    all data is written, as the atexit hook does when a real run's process ends.
+    """
+    wandb.teardown()
     paths = glob.glob(os.path.join(wandb_dir, 'wandb', 'offline-run-*', 'run-*.wandb'))
     assert len(paths) == 1, f'expected one offline wandb run under {wandb_dir}, found {paths}'
+    kinds = [record.WhichOneof('record_type') for record in wandb_records(paths[0])]
+    assert kinds and kinds[-1] == 'exit', f'{paths[0]}: the run log is incomplete (last records {kinds[-3:]})'
     return paths[0]
 
 
