@@ -3,18 +3,21 @@
 ONNX) prints AS-Norm figures equal to a direct computation of the formula from the export's own embeddings."""
 import json
 import os
+import shutil
 
 import numpy as np
 import pytest
 from safetensors.numpy import load_file
 
 import main
+import trainer.checkpoint
 from data.trials import read_trials
 from export import cli as export_cli
 from export import load_exported, load_onnx, load_speaker_model
 from export.cohort import COHORT_FILE
 from export.model import ExportError
 from helpers_trainer import tiny_arguments
+from trainer.run import cohort_file_bytes
 from utils.metrics import verification_metrics
 
 TOP_N = 4  # of the tiny corpus's 6 training speakers
@@ -93,6 +96,17 @@ def test_the_export_carries_the_cohort_of_every_training_speaker(run):
     onnx = load_onnx(export)  # the ONNX description names the same file
     assert np.array_equal(onnx.score_norm.cohort.tta, cohort['tta'])
     assert onnx.score_norm.threshold == model.score_norm.threshold
+    size = os.path.getsize(os.path.join(export, COHORT_FILE))  # the start-up space check's estimate bounds it
+    assert size <= cohort_file_bytes(6, 16) <= size + 4096, (size, cohort_file_bytes(6, 16))
+
+
+def test_the_space_check_counts_the_cohort(root, monkeypatch, capsys):
+    monkeypatch.setattr(trainer.checkpoint.shutil, 'disk_usage', lambda path: shutil._ntuple_diskusage(0, 0, 0))  # nothing free
+    with pytest.raises(SystemExit) as stopped:
+        main.main(tiny_arguments(root, name='asnorm_no_space', epoch=1, score_norm='asnorm', cohort_size=TOP_N))
+    assert stopped.value.code == 2
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith('error: not enough free')]
+    assert len(errors) == 1 and ', the export ~' in errors[0] and ', its AS-Norm cohort ~0.0 MB)' in errors[0]
 
 
 @pytest.mark.parametrize('runtime', ['torch', 'onnx'])

@@ -152,10 +152,17 @@ def write_summary(run_dir: str, summary: dict[str, dict], env: DistEnv) -> None:
     checkpoint.stop_together(failure, env)
 
 
-def check_space(args: dict, parts: Models, phases: tuple[Phase, ...], run_dir: str, env: DistEnv) -> None:
+def cohort_file_bytes(speakers: int, embed_size: int) -> int:
+    """Upper bound of the export's AS-Norm cohort file: a full and a TTA float32 vector per speaker."""
+    return 2 * speakers * embed_size * 4 + 2 * checkpoint.TENSOR_OVERHEAD
+
+
+def check_space(args: dict, parts: Models, phases: tuple[Phase, ...], run_dir: str, env: DistEnv,
+                speakers: int) -> None:
     """Before the first epoch: stop every rank (CheckpointWriteError) when rank 0's run directory cannot hold at once
     every checkpoint of the method's phases (estimated from each phase module and Adam), a temporary copy and the
-    export (the last phase's student + back-end)."""
+    export (the last phase's student + back-end, and with AS-Norm the cohort of up to `speakers` training speakers:
+    a full and a TTA float32 vector each)."""
     failure = None
     if env.is_main:
         planned: dict[str, int] = {}
@@ -168,6 +175,8 @@ def check_space(args: dict, parts: Models, phases: tuple[Phase, ...], run_dir: s
         tensors = [t for m in (final.student, final.backend) for t in m.state_dict().values()]
         export = checkpoint.tensor_bytes(tensors) + len(tensors) * checkpoint.TENSOR_OVERHEAD
         others = {} if os.path.exists(os.path.join(run_dir, EXPORT_DIR)) else {'the export': export}
+        if others and args['score_norm'] != 'none':
+            others['its AS-Norm cohort'] = cohort_file_bytes(speakers, args['embed_size'])
         try:
             checkpoint.check_free_space(run_dir, planned, others)
         except CheckpointWriteError as error:
@@ -205,7 +214,7 @@ def run_phases(args: dict, env: DistEnv, data: DataBundle, logger, run_dir: str)
     checkpoint, when a signal stops a phase."""
     parts = build_parts(args, env, data)
     phases = phases_of(args)
-    check_space(args, parts, phases, run_dir, env)
+    check_space(args, parts, phases, run_dir, env, len(data.speakers))
     start = resume_index(run_dir, phases) if args['resume'] else 0
     done = read_summary(run_dir)
     missing = [p.name for p in phases[:start] if p.name not in done]
