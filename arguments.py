@@ -330,7 +330,11 @@ def get_args(argv: list[str] | None = None, command: str = 'python main.py') -> 
     defaults = {**SYSTEM_ARGS, **EXPERIMENT_ARGS}
     argv = sys.argv[1:] if argv is None else argv
     if any(item in HELP_FLAGS for item in argv):
-        print_help(command)
+        try:
+            print_help(command)
+            sys.stdout.flush()
+        except BrokenPipeError:  # `--help | head` stopped reading: it has what it wanted, and exit must not fail
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         raise SystemExit(0)
     overrides = parse_overrides(argv, defaults)
     args = dict(defaults)

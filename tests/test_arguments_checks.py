@@ -1,8 +1,11 @@
 """Every value is checked before anything is loaded: ranges of the numeric keys, folder names, choices, GPUs, data
 paths given to the demo; each refusal names its key. Then `--help`: every key with its default and comment."""
+import fcntl
 import math
 import os
 import re
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -174,3 +177,21 @@ def test_help_serves_another_command(capsys):
     out = capsys.readouterr().out
     assert out.startswith('usage: python compare.py [key=value ...]\n')
     assert 'All four methods, one table.' in out and """python compare.py trials="['O','E']\"""" in out
+
+
+
+def test_help_into_a_reader_that_stops_early_exits_quietly(capsys):
+    """`python main.py --help | head`: the reader closes the pipe while help is still being written."""
+    with pytest.raises(SystemExit):
+        get_args(['--help'])
+    assert len(capsys.readouterr().out) > 4096 + 100  # more than the pipe holds plus what is read below
+    read_end, write_end = os.pipe()
+    fcntl.fcntl(write_end, fcntl.F_SETPIPE_SZ, 4096)  # so the writer must wait on the reader
+    process = subprocess.Popen([sys.executable, 'main.py', '--help'], stdout=write_end, stderr=subprocess.PIPE,
+                               cwd=os.path.dirname(os.path.abspath(main.__file__)))
+    os.close(write_end)
+    first = os.read(read_end, 100)
+    os.close(read_end)  # like `head` once it has its lines
+    _, err = process.communicate(timeout=120)
+    assert first.startswith(b'usage: python main.py')
+    assert (process.returncode, err.decode()) == (0, '')
