@@ -11,10 +11,9 @@ import os
 from dataclasses import dataclass
 
 import numpy as np
-from safetensors import SafetensorError
 from safetensors.numpy import load_file, save_file
 
-from export.model import SCORE_KIND, ExportError
+from export.model import SCORE_KIND, ExportError, read_safetensors
 from trainer.evaluate import NORMALISED, ScoreCohort
 from utils.score_norm import MIN_TOP_N
 
@@ -81,10 +80,7 @@ def read_cohort(document: dict, folder: str, embed_size: int, where: str) -> Sco
     path = os.path.join(folder, file)
     if not os.path.isfile(path):
         raise ExportError(f"{where} names the AS-Norm cohort {path}, which does not exist")
-    try:
-        tensors = load_file(path)
-    except (OSError, SafetensorError) as error:
-        raise ExportError(f"{path} could not be read as safetensors: {error}") from error
+    tensors = read_safetensors(path, load_file)
     expected = (speakers, embed_size)
     for name in TENSORS:
         if name not in tensors or tensors[name].shape != expected or tensors[name].dtype != np.float32:

@@ -2,9 +2,10 @@
 from __future__ import annotations
 
 import json
-from typing import Protocol
+from typing import Callable, Protocol
 
 import torch
+from safetensors import SafetensorError
 from torch import nn
 from transformers import AutoModel
 
@@ -21,6 +22,15 @@ SCORE_KIND = 'full_tta'
 
 class ExportError(DescriptionError):
     """A user-facing problem with an export, a checkpoint or an input file; the message names it."""
+
+
+def read_safetensors(path: str, load: Callable[[str], dict]) -> dict:
+    """The tensors of the safetensors file `path`, read by `load` (safetensors.numpy's or .torch's load_file); an
+    ExportError naming the file when it cannot be read."""
+    try:
+        return load(path)
+    except (OSError, SafetensorError) as error:
+        raise ExportError(f"{path} could not be read as safetensors: {error}") from error
 
 
 def read_document(path: str, fmt: str, version: int, what: str, hint: str = '') -> dict:

@@ -13,12 +13,11 @@ import shutil
 import tempfile
 
 import torch
-from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
 from export.cohort import ScoreNorm, read_cohort, write_cohort
-from export.model import FORMAT, SCORE_KIND, VERSION, ExportedModel, ExportError, read_document
+from export.model import FORMAT, SCORE_KIND, VERSION, ExportedModel, ExportError, read_document, read_safetensors
 from models.description import check_spec, describe_model
 from utils.atomic import umask_mode
 from trainer import checkpoint
@@ -95,10 +94,7 @@ def load_exported(path: str, device: str | torch.device = 'cpu') -> ExportedMode
     weights_path = os.path.join(path, WEIGHTS_FILE)
     if not os.path.isfile(weights_path):
         raise ExportError(f"{path} is not a complete export: no {WEIGHTS_FILE}; expected {EXPECTED}")
-    try:
-        state = load_file(weights_path)
-    except (OSError, SafetensorError) as error:
-        raise ExportError(f"{weights_path} could not be read as safetensors: {error}") from error
+    state = read_safetensors(weights_path, load_file)
     norm = read_cohort(document, path, document['model']['embed_size'], os.path.join(path, CONFIG_FILE))
     model = ExportedModel(document['model'], float(document['decision']['threshold']), document.get('metadata', {}),
                           norm)
