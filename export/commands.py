@@ -13,7 +13,7 @@ from export.onnx_export import export_onnx
 from export.onnx_runtime import ONNX_FILE, sidecar_path
 from export.runtimes import load_runtime, resolve_device
 from export.store import check_new_directory, export_from_checkpoint, model_from_checkpoint, save_export
-from export.trial_scoring import has_both_classes, read_trial_pairs, score_trial_list, trial_scores
+from export.trial_scoring import has_both_classes, read_trial_pairs, trial_scores
 from trainer.evaluate import NORMALISED, score_trials
 from utils.metrics import verification_metrics
 
@@ -120,7 +120,7 @@ def run_export(args: argparse.Namespace) -> None:
                           f"('label enroll test' lines with both kinds)")
     device = resolve_device(args.device, 'torch')
     model = model_from_checkpoint(args.checkpoint).to(device)
-    metrics = verification_metrics(score_trial_list(model, pairs, args.audio_root, device), pairs.labels)
+    metrics = verification_metrics(trial_scores(model, pairs, args.audio_root, device)[SCORE_KIND], pairs.labels)
     model.threshold = metrics['threshold']
     model.metadata['calibration'] = {'trials': os.path.abspath(args.trials), 'score_kind': SCORE_KIND, **metrics}
     save_export(model, args.out)

@@ -75,12 +75,6 @@ def trial_scores(model: SpeakerRuntime, pairs: TrialPairs, roots: list[str], dev
     return scores
 
 
-def score_trial_list(model: SpeakerRuntime, pairs: TrialPairs, roots: list[str], device: torch.device
-                     ) -> np.ndarray:
-    """full_tta score (mean of full and TTA cosine) of every trial [N], raw."""
-    return trial_scores(model, pairs, roots, device)[SCORE_KIND]
-
-
 def has_both_classes(labels: np.ndarray | None) -> bool:
     """True when EER / minDCF can be computed: target and non-target trials are both present."""
     return labels is not None and bool(np.any(labels == 1)) and bool(np.any(labels == 0))
