@@ -33,7 +33,7 @@ from bench.common import add_runtime_args, apply_runtime_args, at_least, machine
 from bench.data_loading import step_crops_per_s, write_corpus
 from data.audio import SAMPLE_RATE
 from data.augment import AUGMENTATIONS, Augmenter, scan_noise_sets
-from data.curriculum import CurriculumTrainSet, collate_train
+from data.curriculum import AUG_ROWS, CurriculumTrainSet, collate_train
 from data.demo import write_noise_set
 from data.voxceleb import scan_voxceleb, speaker_table
 
@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument('--batch', type=at_least(2, why='BatchNorm needs 2 items in a batch'), default=2,
                         help='items per batch (as in bench/train_step.py)')
     parser.add_argument('--workers', type=at_least(0), nargs='+', default=[0, 2], help='DataLoader worker counts')
-    parser.add_argument('--aug-rows', choices=('ft', 'both'), default='ft', help='rows augmented (aug_rows)')
+    parser.add_argument('--aug-rows', choices=tuple(AUG_ROWS), default='ft', help='rows augmented (aug_rows)')
     parser.add_argument('--each-type', type=int, choices=(0, 1), default=1, help='1: each type alone as well')
     parser.add_argument('--musan', default='', help='a MUSAN root (default: the generated demo set)')
     parser.add_argument('--rir', default='', help='a folder of impulse responses (with --musan)')

@@ -19,11 +19,6 @@ class CohortSpec:
     speakers: np.ndarray  # [M] int64, cohort speaker index of every utterance of eval_set
     top_n: int
 
-    @property
-    def num_speakers(self) -> int:
-        """Number of cohort entries S (one per speaker)."""
-        return int(self.speakers.max()) + 1
-
 
 def draw_cohort(utts: UtteranceIndex, per_speaker: int, seed: int) -> UtteranceIndex:
     """Up to `per_speaker` utterances of every speaker of `utts` (0: all), drawn without replacement from
