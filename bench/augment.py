@@ -21,36 +21,19 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import argparse
 import tempfile
-import time
-from typing import Callable
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader
 
-from arguments import MIN_CROP
-from bench.common import add_runtime_args, apply_runtime_args, at_least, machine_line, print_table, run_interleaved
-from bench.data_loading import step_crops_per_s, write_corpus
+from bench.common import apply_runtime_args, machine_line, print_table, run_interleaved
+from bench.data_loading import add_loader_args, loader_pass, step_crops_per_s, write_corpus
 from data.audio import SAMPLE_RATE
 from data.augment import AUGMENTATIONS, Augmenter, scan_noise_sets
-from data.curriculum import AUG_ROWS, CurriculumTrainSet, collate_train
+from data.curriculum import AUG_ROWS, CurriculumTrainSet
 from data.demo import write_noise_set
 from data.voxceleb import scan_voxceleb, speaker_table
 
 RECIPE_PROB = 0.6  # aug_prob of recipe=modern
-
-
-def _pass(train_set: CurriculumTrainSet, batch: int, workers: int) -> Callable[[], dict[str, float]]:
-    """A case: one shuffled pass of the loader; crops/s after the first batch (start-up excluded)."""
-    def run() -> dict[str, float]:
-        loader = DataLoader(train_set, batch_size=batch, shuffle=True, num_workers=workers, drop_last=True,
-                            collate_fn=collate_train, generator=torch.Generator().manual_seed(0))
-        batches = iter(loader)
-        next(batches)
-        first = time.perf_counter()
-        rest = sum(1 for _ in batches)
-        return {'crops/s': 2 * batch * rest / (time.perf_counter() - first)}
-    return run
 
 
 def settings(lists, all_kinds: bool) -> dict[str, tuple[Augmenter | None, float]]:
@@ -63,23 +46,11 @@ def settings(lists, all_kinds: bool) -> dict[str, tuple[Augmenter | None, float]
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('--files', type=at_least(1), default=100, help='VoxCeleb1-layout .wav files')
-    parser.add_argument('--file-seconds', type=at_least(MIN_CROP / SAMPLE_RATE, float, why='the shortest crop'),
-                        default=8.0, help='length of each .wav file')
-    parser.add_argument('--items', type=at_least(1), default=400, help='items per pass (the .wav files cycled)')
-    parser.add_argument('--crop', type=at_least(MIN_CROP, why='the CNN frames a SpecAugment time mask needs'),
-                        default=48000, help='crop length in samples (paper: 48000)')
-    parser.add_argument('--batch', type=at_least(2, why='BatchNorm needs 2 items in a batch'), default=2,
-                        help='items per batch (as in bench/train_step.py)')
-    parser.add_argument('--workers', type=at_least(0), nargs='+', default=[0, 2], help='DataLoader worker counts')
+    add_loader_args(parser, files=100, items=400, workers=[0, 2])
     parser.add_argument('--aug-rows', choices=tuple(AUG_ROWS), default='ft', help='rows augmented (aug_rows)')
     parser.add_argument('--each-type', type=int, choices=(0, 1), default=1, help='1: each type alone as well')
     parser.add_argument('--musan', default='', help='a MUSAN root (default: the generated demo set)')
     parser.add_argument('--rir', default='', help='a folder of impulse responses (with --musan)')
-    parser.add_argument('--step-crops-per-s', type=at_least(0.0, float), default=0.0,
-                        help='crops/s a training step consumes; 0 = measure it here')
-    parser.add_argument('--step-repeats', type=at_least(1), default=3, help='measured training steps when measuring')
-    add_runtime_args(parser, repeats=3)
     args = parser.parse_args(argv)
     if bool(args.musan) != bool(args.rir):
         parser.error('--musan and --rir go together (or leave both out for the generated set)')
@@ -97,7 +68,7 @@ def main(argv: list[str] | None = None) -> None:
         for name, (augmenter, prob) in settings(lists, bool(args.each_type)).items():
             train_set = CurriculumTrainSet(items, speaker_table(utts), [], args.crop, 'constant', 1, seed=1,
                                            p_const=1.0, augmenter=augmenter, aug_prob=prob, aug_rows=args.aug_rows)
-            cases.update({(name, w): _pass(train_set, args.batch, w) for w in args.workers})
+            cases.update({(name, w): loader_pass(train_set, args.batch, w) for w in args.workers})
         results = run_interleaved(cases, args.repeats, args.warmup, torch.device('cpu'))
     consumed = args.step_crops_per_s or step_crops_per_s(args.batch, args.crop, device, args.step_repeats)
     how = 'given' if args.step_crops_per_s else f'measured, median of {args.step_repeats} steps'

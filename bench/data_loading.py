@@ -66,7 +66,7 @@ def write_corpus(root: str, files: int, seconds: float, libri_files: int, seed: 
     return vox, libri
 
 
-def _pass(train_set: CurriculumTrainSet, batch: int, workers: int) -> Callable[[], dict[str, float]]:
+def loader_pass(train_set: CurriculumTrainSet, batch: int, workers: int) -> Callable[[], dict[str, float]]:
     """A case: one shuffled pass of the loader; start-up seconds to the first batch and steady crops/s after it."""
     def run() -> dict[str, float]:
         loader = DataLoader(train_set, batch_size=batch, shuffle=True, num_workers=workers, drop_last=True,
@@ -90,22 +90,28 @@ def step_crops_per_s(batch: int, crop: int, device: torch.device, repeats: int) 
     return 2 * batch / results['project']['step'].median
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('--files', type=at_least(1), default=200, help='VoxCeleb1-layout .wav files')
+def add_loader_args(parser: argparse.ArgumentParser, files: int, items: int, workers: list[int]) -> None:
+    """The arguments of a loader benchmark: the generated corpus, the pass, the crops, the workers, the training step
+    the loader is compared with, and bench.common's runtime arguments."""
+    parser.add_argument('--files', type=at_least(1), default=files, help='VoxCeleb1-layout .wav files')
     parser.add_argument('--file-seconds', type=at_least(MIN_CROP / SAMPLE_RATE, float, why='the shortest crop'),
                         default=8.0, help='length of each .wav file')
-    parser.add_argument('--libri-files', type=at_least(1), default=50, help='LibriSpeech-layout .flac files (12-16 s)')
-    parser.add_argument('--items', type=at_least(1), default=1000, help='items per pass (the .wav files cycled)')
+    parser.add_argument('--items', type=at_least(1), default=items, help='items per pass (the .wav files cycled)')
     parser.add_argument('--crop', type=at_least(MIN_CROP, why='the CNN frames a SpecAugment time mask needs'),
                         default=48000, help='crop length in samples (paper: 48000)')
     parser.add_argument('--batch', type=at_least(2, why='BatchNorm needs 2 items in a batch'), default=2,
                         help='items per batch (as in bench/train_step.py)')
-    parser.add_argument('--workers', type=at_least(0), nargs='+', default=[0, 1, 2], help='DataLoader worker counts')
+    parser.add_argument('--workers', type=at_least(0), nargs='+', default=workers, help='DataLoader worker counts')
     parser.add_argument('--step-crops-per-s', type=at_least(0.0, float), default=0.0,
                         help='crops/s a training step consumes; 0 = measure it here')
     parser.add_argument('--step-repeats', type=at_least(1), default=3, help='measured training steps when measuring')
     add_runtime_args(parser, repeats=3)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    add_loader_args(parser, files=200, items=1000, workers=[0, 1, 2])
+    parser.add_argument('--libri-files', type=at_least(1), default=50, help='LibriSpeech-layout .flac files (12-16 s)')
     args = parser.parse_args(argv)
     device = apply_runtime_args(args)
     with tempfile.TemporaryDirectory() as root:
@@ -116,7 +122,7 @@ def main(argv: list[str] | None = None) -> None:
         results = {}
         for epoch, source in ((1, 'LibriSpeech .flac (epoch 1)'), (EPOCHS, 'VoxCeleb1 .wav (epoch 100)')):
             train_set.set_epoch(epoch)
-            cases = {(source, w): _pass(train_set, args.batch, w) for w in args.workers}
+            cases = {(source, w): loader_pass(train_set, args.batch, w) for w in args.workers}
             results.update(run_interleaved(cases, args.repeats, args.warmup, torch.device('cpu')))
     consumed = args.step_crops_per_s or step_crops_per_s(args.batch, args.crop, device, args.step_repeats)
     how = 'given' if args.step_crops_per_s else f'measured, median of {args.step_repeats} steps'
