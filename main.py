@@ -25,7 +25,7 @@ from export.cohort import score_norm_of
 from log import build_logger
 from models.teacher import load_ssl_config, make_tiny_teacher
 from trainer import checkpoint
-from trainer.checkpoint import CheckpointWriteError, StaleCheckpointError
+from trainer.checkpoint import CheckpointWriteError, StaleCheckpointError, UnsafeCheckpointError
 from trainer.distributed import DistEnv, ElasticJob, elastic_job, launch, launched_by_torchrun, planned_world_size, \
     restart_store_note, run_on_main_rank, torchrun_group
 from trainer.run import EXPORT_DIR, PhasesOutcome, final_cohort, final_lines, run_phases
@@ -40,10 +40,11 @@ SOURCE_DIR = os.path.dirname(os.path.abspath(__file__))
 # file system instead of one per rank, the same lists on every rank, and its counts printed once.
 Payload = tuple[dict, str, bool, DataBundle]
 # The exceptions the checks before a run raise for the user's input (data scans: FileNotFoundError / ValueError,
-# audio headers: AudioError, teacher config: OSError, run directory: OSError); arguments.py stops with SystemExit.
-CHECK_ERRORS = (OSError, ValueError, AudioError)
+# audio headers: AudioError, teacher config: OSError, run directory: OSError, a resumed run's checkpoints:
+# UnsafeCheckpointError); arguments.py stops with SystemExit.
+CHECK_ERRORS = (OSError, ValueError, AudioError, UnsafeCheckpointError)
 # errors that stop a run with one `error:` line (their message says what to do) and exit status 2
-STOPPING_ERRORS = (CheckpointWriteError, StaleCheckpointError)
+STOPPING_ERRORS = (CheckpointWriteError, StaleCheckpointError, UnsafeCheckpointError)
 
 
 def prepare_demo(args: dict) -> dict:
@@ -222,6 +223,8 @@ def prepare(argv: list[str] | None, job: ElasticJob | None) -> Payload:
             print(prepared.note, flush=True)
         print(f'run directory: {prepared.path}', flush=True)
         record_arguments(prepared.path, {**args, 'resume': prepared.resume})
+        if prepared.resume:
+            checkpoint.check_run_checkpoints(prepared.path)
         if job is not None:
             checkpoint.record_job(prepared.path, job.job_id)
     return {**resolved, 'resume': prepared.resume}, prepared.path, is_demo(args), data

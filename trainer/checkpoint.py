@@ -10,18 +10,21 @@ from __future__ import annotations
 
 import math
 import os
+import pickle
 import shutil
 import sys
 import time
 from dataclasses import dataclass, field
 from typing import BinaryIO, Callable, Iterable
 
+import numpy as np
 import torch
 from torch import nn
 
 from trainer.distributed import DistEnv, all_ranks_agree
 from utils.atomic import atomic_write
 from utils.errors import UserError
+from utils.seed import plain_rng_state
 
 LAST = 'checkpoint_last.pt'
 BEST = 'checkpoint_best.pt'
@@ -31,12 +34,20 @@ WRITE_ATTEMPTS = 3  # tries of one checkpoint write before the run stops
 RETRY_SECONDS = 1.0  # wait before the second try, doubled before each further one
 TENSOR_OVERHEAD = 1024  # bytes a saved tensor costs beyond its data (archive entry, alignment, pickle record), upper
 FILE_OVERHEAD = 256 * 1024  # bytes of a checkpoint beyond its tensors (TrainState, history, RNG states), upper
+# What an earlier version's checkpoints hold besides tensors and plain values: NumPy's RNG state (an array); allowed
+# for them alone (see load), their RNG states then converted to plain values
+LEGACY_GLOBALS = [np.dtype, np.ndarray, np.dtypes.UInt32DType, np._core.multiarray._reconstruct]
 
 
 class CheckpointWriteError(OSError):
     """A file the run cannot go on without (a checkpoint, phases.json, results.json, the export) could not be written,
     or will not fit. The message is the whole story for the user: the path, the bytes it needs, the bytes free, and
     the checkpoint a resumed run continues from."""
+
+
+class UnsafeCheckpointError(RuntimeError):
+    """A checkpoint that holds more than tensors and plain Python values: loading it could run code, so it is
+    refused unread."""
 
 
 class StaleCheckpointError(RuntimeError):
@@ -217,13 +228,51 @@ def check_free_space(run_dir: str, planned: dict[str, int], others: dict[str, in
 
 
 def load(path: str, map_location: str | torch.device = 'cpu') -> dict:
-    """Load a checkpoint written by save_atomic, naming the file when it is missing or unreadable."""
+    """Load a checkpoint written by save_atomic as data only (torch.load with weights_only=True: tensors and plain
+    Python values; nothing in the file is run), its tensors mapped to `map_location`. A file that needs anything else
+    is refused (UnsafeCheckpointError), except a checkpoint of an earlier version, whose RNG states were NumPy arrays
+    and tensors: exactly those NumPy types are allowed for it, it is read on the CPU (load_state_dict moves the
+    weights to their module's device) and its RNG states come back as plain values.
+    A missing or unreadable file is named in the error."""
     if not os.path.isfile(path):
         raise FileNotFoundError(f'checkpoint {path} does not exist')
     try:
-        return torch.load(path, map_location=map_location, weights_only=False)
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError:
+        pass  # it holds more than tensors and plain values: an earlier version's checkpoint, or refused below
     except Exception as error:
         raise RuntimeError(f'checkpoint {path} could not be read: {error}') from error
+    check_data_only(path)
+    try:
+        with torch.serialization.safe_globals(LEGACY_GLOBALS):
+            ckpt = torch.load(path, map_location='cpu', weights_only=True)  # its RNG tensors are read on the CPU
+    except Exception as error:
+        raise RuntimeError(f'checkpoint {path} could not be read: {error}') from error
+    if 'rng' in ckpt:
+        ckpt['rng'] = [plain_rng_state(state) for state in ckpt['rng']]
+    return ckpt
+
+
+def check_data_only(path: str) -> None:
+    """Raise UnsafeCheckpointError when the checkpoint at `path` needs any Python object beyond tensors, plain values
+    and LEGACY_GLOBALS to load (read from the file's pickle without running any of it)."""
+    try:
+        needed = set(torch.serialization.get_unsafe_globals_in_checkpoint(path))
+    except Exception as error:
+        raise RuntimeError(f'checkpoint {path} could not be read: {error}') from error
+    unsafe = sorted(needed - {f'{g.__module__}.{g.__name__}' for g in LEGACY_GLOBALS})
+    if unsafe:
+        raise UnsafeCheckpointError(
+            f"checkpoint {path} is refused: loading it would run Python code ({', '.join(unsafe[:5])}), and a "
+            f'checkpoint is loaded as data only (tensors and plain values); nothing in it was run. Use a checkpoint '
+            f'written by this project')
+
+
+def check_run_checkpoints(run_dir: str) -> None:
+    """check_data_only for every checkpoint of `run_dir`, before a resumed run loads any of them."""
+    for name in sorted(os.listdir(run_dir)):
+        if name.startswith('checkpoint') and name.endswith('.pt'):
+            check_data_only(os.path.join(run_dir, name))
 
 
 @dataclass(frozen=True)
