@@ -6,7 +6,15 @@ Each value is parsed as a Python literal; text is accepted as-is where the defau
 holds quotes or spaces for the shell (bash turns trials=['O','E'] into trials=[O,E]).
 `python main.py --help` lists every key with its default and comment, grouped as below.
 An unknown key, a value of the wrong type or out of range stops the run with a message naming the key, before
-anything is loaded. With no dataset configured (`path_train` empty) the built-in demo settings (DEMO_ARGS) apply.
+anything is loaded.
+
+Precedence: a value you write — here or on the command line — is never replaced. Keys written `Chosen(value)` are
+left to the layers: the method (METHOD_ARGS), the recipe (RECIPES) and, with no data set configured (`path_train`
+empty), the built-in demo (DEMO_ARGS, with the method's and the recipe's demo budgets) set them, later layers over
+earlier ones; `value` holds when none does. Every run prints one line per layer with the keys it set. Example: the
+demo trains 10 epochs (DEMO_ARGS); edit `'epoch': Chosen(100),` below into `'epoch': 30,` and `python main.py` trains
+30 — as does `python main.py epoch=30` — and the demo's line no longer lists epoch. Write `Chosen(...)` back to
+leave the key to the layers again.
 """
 from __future__ import annotations
 
@@ -20,18 +28,19 @@ import sys
 import tokenize
 from dataclasses import dataclass
 
-import torch
 
-from data.curriculum import AUG_ROWS, SCHEDULES
-from models.student import INIT_MODES
-from trainer.methods import METHODS
+@dataclass(frozen=True)
+class Chosen:
+    """A key left to the layers: the method, the recipe or the demo sets it; `value` when none does."""
+    value: object
+
 
 SYSTEM_ARGS = {
     # --- experiment identity (run directory = path_log/project/name) ---
     'project': 'OS-KDFT2',                  # project name (local folder, wandb/neptune project)
-    'name': 'os_kdft2_hubert_base',         # run name; an existing run is never overwritten
-    'tags': ['OS-KDFT2', 'HuBERT-base'],    # tracker tags
-    'description': 'joint KD + FT of HuBERT-base into a 2-layer student',  # tracker description
+    'name': Chosen('os_kdft2_hubert_base'),         # run name; an existing run is never overwritten
+    'tags': Chosen(['OS-KDFT2', 'HuBERT-base']),    # tracker tags
+    'description': Chosen('joint KD + FT of HuBERT-base into a 2-layer student'),  # tracker description
     'path_log': 'runs',                     # root of all run directories
     'resume': False,                        # continue the run in path_log/project/name from its last checkpoint
     'export_onnx': False,                   # also write <run>/export/model.onnx (+ .json) at the end of training
@@ -58,7 +67,7 @@ SYSTEM_ARGS = {
     'path_demo': os.path.join(os.path.expanduser('~'), '.cache', 'os_kdft2'),  # demo corpus + tiny teacher cache
     'path_musan': '',                       # MUSAN root (noise/, music/, speech/ below it); '' = demo set or none
     'path_rir': '',                         # folder of room impulse responses (e.g. RIRS_NOISES/simulated_rirs)
-    'num_workers': 4,                       # DataLoader workers per process
+    'num_workers': Chosen(4),                       # DataLoader workers per process
     # --- hardware ---
     'usable_gpu': '',                       # GPU ids to spawn on, e.g. '0,1'; '' = all visible; 'cpu' = none
                                             # (ignored under torchrun: each rank uses the GPU LOCAL_RANK names)
@@ -72,12 +81,12 @@ EXPERIMENT_ARGS = {
     'method': 'os_kdft2',                   # os_kdft2 | os_kdft | precomp | postcomp (phases: trainer/methods.py)
     'recipe': 'release',                    # release (as published) | modern: aug + AAM + LM-FT + AS-Norm (RECIPES)
     'huggingface_url': 'facebook/hubert-base-ls960',  # teacher: hub id or local directory
-    'epoch': 100,                           # epochs of the joint methods / of the baselines' fine-tuning phase
-    'epoch_KD': 100,                        # epochs of the baselines' KD phase (precomp phase 1, postcomp phase 2)
-    'batch_size': 50,                       # global batch, divided among processes
+    'epoch': Chosen(100),                           # epochs of the joint methods / of the baselines' fine-tuning phase
+    'epoch_KD': Chosen(100),                        # epochs of the baselines' KD phase (precomp 1st, postcomp 2nd)
+    'batch_size': Chosen(50),                       # global batch, divided among processes
     'rand_seed': 1,                         # seed of every random draw
     # --- student ---
-    'student_hidden_layer_size': 768,       # must equal the teacher's hidden size
+    'student_hidden_layer_size': Chosen(768),       # must equal the teacher's hidden size
     'student_hidden_layer_num': 2,          # transformer layers in the student
     'init_teacher_idx': [0, 1],             # teacher layer copied into each student layer
     'student_init': 'release',              # release: copy CNN, projection, chosen layers (pos-conv, encoder LN,
@@ -85,52 +94,68 @@ EXPERIMENT_ARGS = {
     'student_dropout': None,                # every dropout rate of the student; None = teacher config's
     'student_layerdrop': None,              # LayerDrop rate; None = teacher config's (0.1 for HuBERT-base)
     'student_mask_time_prob': None,         # SpecAugment time-mask rate; None = teacher config's (0.05)
-    'adapter_size': 64,                     # OS-KDFT adapter bottleneck (method os_kdft)
+    'adapter_size': Chosen(64),                     # OS-KDFT adapter bottleneck (method os_kdft)
     # --- speaker back-end ---
-    'embed_size': 192,                      # speaker embedding size
-    'use_TFT': True,                        # back-end layer aggregation: attentive feature tuner (True) or the
+    'embed_size': Chosen(192),                      # speaker embedding size
+    'use_TFT': Chosen(True),                        # back-end layer aggregation: attentive feature tuner (True) or the
                                             # released weighted sum of hidden states (False); set per method
-    'ft_loss': 'softmax',                   # softmax (class-weighted CE) | aam
+    'ft_loss': Chosen('softmax'),                   # softmax (class-weighted CE) | aam
     'class_weight': True,                   # weight classes by N / n_c as released
-    'aam_margin': 0.2,                      # AAM-softmax margin
-    'aam_scale': 30.0,                      # AAM-softmax scale
+    'aam_margin': Chosen(0.2),                      # AAM-softmax margin
+    'aam_scale': Chosen(30.0),                      # AAM-softmax scale
     # --- knowledge distillation ---
     'cos_lambda': 1.0,                      # weight of the cosine term of the DistilHuBERT loss
-    'kd_cos_reduction': 'sum',              # frames reduction of the cosine term: sum (released) | mean (paper)
-    'target_layer_idx': [4, 8, 12],         # teacher layers predicted by the KD heads
-    'curriculum': 'linear',                 # p(VoxCeleb KD item): linear | constant | step | cosine | none | switch
+    'kd_cos_reduction': Chosen('sum'),              # frames reduction of the cosine term: sum (released) | mean (paper)
+    'target_layer_idx': Chosen([4, 8, 12]),         # teacher layers predicted by the KD heads
+    'curriculum': Chosen('linear'),                 # p(VoxCeleb KD item): linear | constant | step | cosine | none |
+                                                    # switch; set per method
     'curriculum_p': 0.5,                    # the constant schedule's probability
     'w_kd': 1.0,                            # weight of the KD loss
     'w_ft': 1.0,                            # weight of the speaker loss
-    'freeze_epochs': 5,                     # precomp: student frozen / postcomp: teacher frozen, first FT epochs
+    'freeze_epochs': Chosen(5),                     # precomp: student / postcomp: teacher frozen, first FT epochs
     'w_embed_mse': 1.0,                     # postcomp: weight of the embedding MSE
     # --- audio ---
-    'crop_size': 48000,                     # training crop (samples at 16 kHz)
+    'crop_size': Chosen(48000),                     # training crop (samples at 16 kHz)
     # --- augmentation (on the fly; 0.0 = none, as released) ---
-    'aug_prob': 0.0,                        # chance a crop gets one of reverb / noise / music / babble
+    'aug_prob': Chosen(0.0),                        # chance a crop gets one of reverb / noise / music / babble
     'aug_rows': 'ft',                       # ft: FT crops | both: KD crops too (teacher hears the same audio)
-    'seg_size': 48000,                      # TTA segment (samples)
-    'num_seg': 5,                           # TTA segments per utterance
+    'seg_size': Chosen(48000),                      # TTA segment (samples)
+    'num_seg': Chosen(5),                           # TTA segments per utterance
     # --- optimisation ---
-    'lr': 5e-5,                             # Adam learning rate
-    'lr_min': 5e-5,                         # CosineAnnealingWarmRestarts eta_min
-    'weight_decay': 1e-4,                   # Adam weight decay
+    'lr': Chosen(5e-5),                             # Adam learning rate
+    'lr_min': Chosen(5e-5),                         # CosineAnnealingWarmRestarts eta_min
+    'weight_decay': Chosen(1e-4),                   # Adam weight decay
     'T_mult': 1,                            # CosineAnnealingWarmRestarts T_mult (T_0 = epoch)
     'max_nonfinite_steps': 10,              # consecutive non-finite losses that stop the run
     'max_bad_audio_fraction': 0.01,         # fraction of unreadable training files that stops the run
     # --- large-margin fine-tuning: a last phase after the method's own (0 epochs = none, as released) ---
-    'lmft_epochs': 0,                       # epochs of the LM-FT phase: speaker loss only, from the best state
-    'lmft_margin': 0.5,                     # its AAM-softmax margin
-    'lmft_crop_size': 96000,                # its training crop (samples; 6 s)
-    'lmft_lr': 1e-5,                        # its Adam learning rate (cosine down to min(lr_min, lmft_lr))
+    'lmft_epochs': Chosen(0),                       # epochs of the LM-FT phase: speaker loss only, from the best state
+    'lmft_margin': Chosen(0.5),                     # its AAM-softmax margin
+    'lmft_crop_size': Chosen(96000),                # its training crop (samples; 6 s)
+    'lmft_lr': Chosen(1e-5),                        # its Adam learning rate (cosine down to min(lr_min, lmft_lr))
     # --- scoring of the final evaluation (validation always scores raw cosines) ---
-    'score_norm': 'none',                   # none: raw cosines (released) | asnorm: AS-Norm next to the raw
-    'cohort_size': 300,                     # AS-Norm: top-N closest cohort entries per side
-    'cohort_utts_per_speaker': 20,          # cohort: training utterances averaged per speaker (0 = all)
+    'score_norm': Chosen('none'),                   # none: raw cosines (released) | asnorm: AS-Norm next to the raw
+    'cohort_size': Chosen(300),                     # AS-Norm: top-N closest cohort entries per side
+    'cohort_utts_per_speaker': Chosen(20),          # cohort: training utterances averaged per speaker (0 = all)
+}
+
+# The keys each method sets (its `args`) and its budget in the built-in demo (`demo`, over DEMO_ARGS); what a method
+# trains is its entry of trainer/methods.py: METHODS (same names).
+METHOD_ARGS = {
+    # joint KD + FT, attentive feature tuner, curriculum KD data
+    'os_kdft2': {'args': {'use_TFT': True, 'curriculum': 'linear'}, 'demo': {}},
+    # joint KD + FT, adapters on the FT rows, weighted-sum back-end, LibriSpeech KD data
+    'os_kdft': {'args': {'use_TFT': False, 'curriculum': 'none'}, 'demo': {'name': 'demo_os_kdft'}},
+    # compress (KD only), then fine-tune the student: weighted sum as released, LibriSpeech KD data
+    'precomp': {'args': {'use_TFT': False, 'curriculum': 'none', 'batch_size': 100},
+                'demo': {'name': 'demo_precomp', 'epoch_KD': 5, 'epoch': 5, 'freeze_epochs': 1}},
+    # fine-tune the teacher copy, then compress it: KD data LibriSpeech, VoxCeleb1 from epoch int(0.9 epoch_KD) on
+    'postcomp': {'args': {'use_TFT': False, 'curriculum': 'switch', 'batch_size': 100},
+                 'demo': {'name': 'demo_postcomp', 'epoch_KD': 5, 'epoch': 5, 'freeze_epochs': 1}},
 }
 
 # Applied when `path_train` is empty: the built-in demo (synthetic corpus, tiny random teacher, CPU); each method
-# adds its own demo budget (its `demo` entry in trainer/methods.py).
+# and recipe adds its own demo budget (their `demo` entries).
 DEMO_ARGS = {
     'name': 'demo',
     'tags': ['demo'],
@@ -151,7 +176,7 @@ DEMO_ARGS = {
     'num_workers': 2,
 }
 
-# Training recipes applied over a method's defaults (unless given on the command line): the field's values for each
+# Training recipes applied over a method's keys (where arguments.py leaves a key Chosen): the field's values for each
 # switch, and their budget in the built-in demo. 'release' changes nothing.
 RECIPES = {
     'release': {'args': {}, 'demo': {}},
@@ -253,11 +278,14 @@ RANGES = {
     'cohort_utts_per_speaker': Range(0),
 }
 # keys whose text must be one of a few names
+# (the names of curriculum, student_init and aug_rows are those of data/curriculum.py: SCHEDULES, models/student.py:
+# INIT_MODES and data/curriculum.py: AUG_ROWS; written here so that a wrong value stops before torch is imported)
 CHOICES = {
+    'method': tuple(METHOD_ARGS), 'recipe': tuple(RECIPES),
     'validation': ('test', 'heldout'), 'kd_cos_reduction': ('sum', 'mean'), 'ft_loss': ('softmax', 'aam'),
-    'curriculum': tuple(SCHEDULES), 'student_init': tuple(INIT_MODES),
+    'curriculum': ('linear', 'constant', 'step', 'cosine', 'none', 'switch'), 'student_init': ('release', 'teacher'),
     'neptune_mode': ('async', 'sync', 'offline', 'debug'),
-    'recipe': tuple(RECIPES), 'aug_rows': tuple(AUG_ROWS), 'score_norm': ('none', 'asnorm'),
+    'aug_rows': ('ft', 'both'), 'score_norm': ('none', 'asnorm'),
 }
 
 
@@ -314,7 +342,8 @@ def parse_overrides(argv: list[str], defaults: dict) -> dict:
             close = difflib.get_close_matches(key, list(defaults), n=3)
             hint = f"; did you mean {', '.join(close)}?" if close else ''
             raise SystemExit(f"argument '{key}': unknown key{hint} (--help lists every key)")
-        overrides[key] = _parse_value(key, text, defaults[key])
+        default = defaults[key]
+        overrides[key] = _parse_value(key, text, default.value if isinstance(default, Chosen) else default)
     return overrides
 
 
@@ -323,11 +352,28 @@ def is_demo(args: dict) -> bool:
     return args['path_train'] == ''
 
 
-def get_args(argv: list[str] | None = None, command: str = 'python main.py') -> dict:
-    """Defaults ← the method's defaults ← the recipe's ← demo settings (when no data set is configured, with the
-    method's and the recipe's demo budgets) ← command-line overrides ← env credentials; every value checked
-    (check_values). --help / -h prints the keys of `command` and exits."""
-    defaults = {**SYSTEM_ARGS, **EXPERIMENT_ARGS}
+def file_defaults() -> dict:
+    """The values written in SYSTEM_ARGS and EXPERIMENT_ARGS, a Chosen key's own value in its place: the arguments
+    of a run with no method, recipe or demo layer (for tests and benchmarks that build parts directly)."""
+    return {key: value.value if isinstance(value, Chosen) else value
+            for key, value in {**SYSTEM_ARGS, **EXPERIMENT_ARGS}.items()}
+
+
+@dataclass(frozen=True)
+class Layer:
+    """What one layer (a method, a recipe, the demo) did in a run: the keys whose value it set, and the keys it would
+    have set that the user wrote (key → 'arguments.py' or 'command line'), kept as written."""
+    name: str
+    set: dict
+    kept: dict
+
+
+def resolve_args(argv: list[str] | None = None, command: str = 'python main.py') -> tuple[dict, list[Layer]]:
+    """The run's arguments and what each layer set. arguments.py's values ← command-line overrides ← the method's,
+    the recipe's and (when no data set is configured) the demo's values, each layer only on keys arguments.py leaves
+    Chosen and the command line does not give ← env credentials; every value checked (check_values). --help / -h
+    prints the keys of `command` and exits."""
+    written = {**SYSTEM_ARGS, **EXPERIMENT_ARGS}
     argv = sys.argv[1:] if argv is None else argv
     if any(item in HELP_FLAGS for item in argv):
         try:
@@ -336,33 +382,47 @@ def get_args(argv: list[str] | None = None, command: str = 'python main.py') -> 
         except BrokenPipeError:  # `--help | head` stopped reading: it has what it wanted, and exit must not fail
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         raise SystemExit(0)
-    overrides = parse_overrides(argv, defaults)
-    args = dict(defaults)
-    args.update(overrides)
-    if args['method'] not in METHODS:
-        raise SystemExit(f"argument 'method': got {args['method']!r}, expected one of {sorted(METHODS)}")
-    if args['recipe'] not in RECIPES:
-        raise SystemExit(f"argument 'recipe': got {args['recipe']!r}, expected one of {list(RECIPES)}")
-    method, recipe = METHODS[args['method']], RECIPES[args['recipe']]
-    args.update({k: v for k, v in {**method.defaults, **recipe['args']}.items() if k not in overrides})
+    overrides = parse_overrides(argv, written)
+    args = {**file_defaults(), **overrides}
+    for key in ('method', 'recipe'):
+        if args[key] not in CHOICES[key]:
+            _fail(key, args[key], f'expected one of {list(CHOICES[key])}')
+    method, recipe = METHOD_ARGS[args['method']], RECIPES[args['recipe']]
+    stack = [(f"method {args['method']}", method['args']), (f"recipe {args['recipe']}", recipe['args'])]
     if is_demo(args):
-        demo = {**DEMO_ARGS, **method.demo, **recipe['demo']}
-        args.update({k: v for k, v in demo.items() if k not in overrides})
+        stack.append(('demo', {**DEMO_ARGS, **method['demo'], **recipe['demo']}))
+    origin = {}
+    for name, values in stack:
+        for key, value in values.items():
+            if isinstance(written[key], Chosen) and key not in overrides:
+                args[key], origin[key] = value, name
+    layers = [Layer(name, {k: args[k] for k in values if origin.get(k) == name},
+                    {k: 'command line' if k in overrides else 'arguments.py' for k in values
+                     if k in overrides or not isinstance(written[k], Chosen)})
+              for name, values in stack]
     for key, env in ENV_CREDENTIALS.items():
         if not args[key] and os.environ.get(env):
             args[key] = os.environ[env]
     check_values(args)
-    return args
+    return args, layers
 
 
-def recipe_line(args: dict) -> str:
-    """One line naming the recipe and, unless it is 'release', the values its keys hold in this run (overrides
-    included), printed at the start of every run."""
-    keys = {**RECIPES[args['recipe']]['args'], **(RECIPES[args['recipe']]['demo'] if is_demo(args) else {})}
-    if not keys:
-        return f"recipe {args['recipe']}: as published (no augmentation, no LM-FT, raw cosine scores)"
-    values = ' '.join(f'{key}={args[key]!r}' for key in keys)
-    return f"recipe {args['recipe']} on top of method {args['method']}: {values}"
+def get_args(argv: list[str] | None = None, command: str = 'python main.py') -> dict:
+    """The run's arguments (resolve_args without the layers)."""
+    return resolve_args(argv, command)[0]
+
+
+def origin_lines(args: dict, layers: list[Layer]) -> list[str]:
+    """One line per layer, printed at the start of every run: the keys whose value the layer set, with that value,
+    and the keys it would set that the user wrote (kept, with their value and where they were written)."""
+    lines = []
+    for layer in layers:
+        values = ' '.join(f'{key}={value!r}' for key, value in layer.set.items())
+        if layer.name == f"recipe {args['recipe']}" and not RECIPES[args['recipe']]['args']:
+            values = 'nothing (as published: no augmentation, no LM-FT, raw cosine scores)'
+        kept = ' '.join(f'{key}={args[key]!r} ({where})' for key, where in layer.kept.items())
+        lines.append(f"{layer.name} sets: {values or 'nothing'}" + (f'; yours kept: {kept}' if kept else ''))
+    return lines
 
 
 def documented_keys() -> list[tuple[str, list[tuple[str, str]]]]:
@@ -407,38 +467,52 @@ def print_help(command: str, about: str = '') -> None:
           'student_dropout=None); where the default is text, text needs no quotes (name=run1). Quote a value holding\n'
           "quotes or spaces for the shell, which otherwise strips them (trials=['O','E'] arrives as trials=[O,E]):\n"
           f"    {command} trials=\"['O','E']\" init_teacher_idx=[0,1] description='first try'\n"
-          'With path_train empty the built-in demo runs, and its settings [demo: ...] replace those defaults;\n'
-          "a method and a recipe (RECIPES) set a few keys as well. Keys given here always win. Credentials are\n"
+          'A key marked * is left to the layers: the method, the recipe and, with path_train empty, the built-in\n'
+          'demo set it (their values in [...]); a value in arguments.py or given here always wins. Credentials are\n'
           f"better passed by environment: {', '.join(f'{env} (or {key})' for key, env in ENV_CREDENTIALS.items())}.")
-    defaults = {**SYSTEM_ARGS, **EXPERIMENT_ARGS}
+    written = {**SYSTEM_ARGS, **EXPERIMENT_ARGS}
     for heading, keys in documented_keys():
         print(f'\n{heading}:')
         width = max(len(key) for key, _ in keys)
         for key, comment in keys:
-            demo = f' [demo: {DEMO_ARGS[key]!r}]' if key in DEMO_ARGS else ''
-            print(f'  {key:<{width}} = {defaults[key]!r:<12}  # {comment}{demo}')
+            value = written[key]
+            shown = f'{value.value!r}*' if isinstance(value, Chosen) else repr(value)
+            print(f'  {key:<{width}} = {shown:<12}  # {comment}{layer_values(key)}')
+
+
+def layer_values(key: str) -> str:
+    """The values the layers give `key`, for the help: ' [method precomp: 100; demo: 32]' ('' when none does)."""
+    tables = [('method', METHOD_ARGS, 'args'), ('recipe', RECIPES, 'args'), ('demo of method', METHOD_ARGS, 'demo'),
+              ('demo of recipe', RECIPES, 'demo')]
+    parts = [f'{kind} {name}: {entry[part][key]!r}' for kind, table, part in tables for name, entry in table.items()
+             if key in entry[part]]
+    if key in DEMO_ARGS:
+        parts.append(f'demo: {DEMO_ARGS[key]!r}')
+    return f" [{'; '.join(parts)}]" if parts else ''
 
 
 def _fail(key: str, value, allowed: str) -> None:
     raise SystemExit(f"argument '{key}': got {value!r}; {allowed}")
 
 
-def _check_gpus(usable_gpu: str) -> None:
-    """'' (all visible), 'cpu', or GPU ids like '0,1', which need CUDA."""
+def check_devices(usable_gpu: str, visible_gpus: int) -> None:
+    """usable_gpu (its form checked by check_values) names only GPUs among the `visible_gpus` CUDA devices."""
     text = usable_gpu.strip()
     if text in ('', 'cpu'):
         return
-    if not re.fullmatch(r'\d+(\s*,\s*\d+)*', text):
-        _fail('usable_gpu', usable_gpu, "expected GPU ids like '0,1', 'cpu' (none) or '' (all visible)")
-    if not torch.cuda.is_available():
+    if not visible_gpus:
         _fail('usable_gpu', usable_gpu, "no CUDA GPU is visible here; use usable_gpu=cpu (or leave it empty) to run "
               "on the CPU")
+    missing = [int(i) for i in text.split(',') if int(i) >= visible_gpus]
+    if missing:
+        _fail('usable_gpu', usable_gpu, f'GPUs {missing} do not exist ({visible_gpus} visible)')
 
 
 def check_values(args: dict) -> None:
     """Stop when a value cannot work, naming the key, the value and what is allowed: every numeric key's range,
-    the choices, folder names, trial lists, GPUs and demo/data-path consistency. Needs no file: get_args runs it."""
-    defaults = {**SYSTEM_ARGS, **EXPERIMENT_ARGS}
+    the choices, folder names, trial lists and demo/data-path consistency. Needs no file, device or import beyond
+    this one: get_args runs it, so a wrong value stops before torch is imported."""
+    defaults = file_defaults()
     for key, allowed in RANGES.items():
         value = args[key]
         if not (key in NULLABLE and value is None) and not allowed.holds(value):
@@ -454,10 +528,11 @@ def check_values(args: dict) -> None:
     for key in ('path_log', 'huggingface_url'):
         if not args[key]:
             _fail(key, args[key], 'expected a non-empty path')
+    if not re.fullmatch(r'(\d+(\s*,\s*\d+)*|cpu|)', args['usable_gpu'].strip()):
+        _fail('usable_gpu', args['usable_gpu'], "expected GPU ids like '0,1', 'cpu' (none) or '' (all visible)")
     bad = [t for t in args['trials'] if t not in ('O', 'E', 'H')]
     if bad or not args['trials']:
         _fail('trials', args['trials'], """expected a non-empty list of 'O', 'E', 'H' (in bash: trials="['O','E']")""")
-    _check_gpus(args['usable_gpu'])
     if is_demo(args):
         for key in DEMO_DATA_KEYS:
             if args[key]:
@@ -466,9 +541,9 @@ def check_values(args: dict) -> None:
 
 
 def check_args(args: dict, world_size: int) -> None:
-    """Stop before any data or model is loaded when a value cannot work (check_values), a data path does not exist,
-    or the batch does not divide among the `world_size` processes."""
-    check_values(args)
+    """Stop before any data or model is loaded when a setting cannot work with the files at hand: a data path does
+    not exist, augmentation lacks its files, or the batch does not divide among the `world_size` processes. (The
+    values themselves were checked by get_args, the GPUs by check_devices.)"""
     if args['aug_prob'] > 0 and not (args['path_musan'] and args['path_rir']):
         _fail('aug_prob', args['aug_prob'], 'augmentation reads MUSAN and room impulse responses: give path_musan '
               '(the MUSAN root) and path_rir (e.g. RIRS_NOISES/simulated_rirs), or aug_prob=0.0')

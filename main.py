@@ -15,8 +15,8 @@ import sys
 from safetensors import SafetensorError
 from torch.multiprocessing import ProcessExitedException
 
-from arguments import ARGUMENTS_FILE, ENV_CREDENTIALS, EXPERIMENT_ARGS, SYSTEM_ARGS, check_args, check_teacher_args, \
-    differing_arguments, get_args, is_demo, public_args, recipe_line
+from arguments import (ARGUMENTS_FILE, ENV_CREDENTIALS, EXPERIMENT_ARGS, SYSTEM_ARGS, check_args, check_devices,
+                       check_teacher_args, differing_arguments, is_demo, origin_lines, public_args, resolve_args)
 from data.audio import AudioError
 from data.bundle import DataBundle, build_data
 from data.demo import make_demo_corpus, make_demo_noise_set
@@ -26,8 +26,8 @@ from log import build_logger
 from models.teacher import load_ssl_config, make_tiny_teacher
 from trainer import checkpoint
 from trainer.checkpoint import CheckpointWriteError, StaleCheckpointError, UnsafeCheckpointError
-from trainer.distributed import DistEnv, ElasticJob, elastic_job, launch, launched_by_torchrun, planned_world_size, \
-    restart_store_note, run_on_main_rank, torchrun_group
+from trainer.distributed import (DistEnv, ElasticJob, elastic_job, launch, launched_by_torchrun, planned_world_size,
+                                 restart_store_note, run_on_main_rank, torchrun_group, visible_gpus)
 from trainer.run import EXPORT_DIR, PhasesOutcome, final_cohort, final_lines, run_phases
 from utils.atomic import atomic_write_bytes
 from utils.errors import EXIT_USER_ERROR, UserError, exit_on_user_error, user_errors
@@ -201,7 +201,7 @@ def prepare(argv: list[str] | None, job: ElasticJob | None) -> Payload:
     ranks), and on resume the recorded arguments. Every failure here is a user error (utils/errors.py).
     Runs once per run: in the only process, in spawn's parent, or on torchrun's global rank 0."""
     with user_errors(*CHECK_ERRORS):
-        args = get_args(argv)
+        args, layers = resolve_args(argv)
         if launched_by_torchrun():
             ignored = [f'{key}={args[key]!r}' for key in ('usable_gpu', 'cpu_processes')
                        if args[key] != SYSTEM_ARGS[key]]
@@ -210,7 +210,8 @@ def prepare(argv: list[str] | None, job: ElasticJob | None) -> Payload:
                       f"GPU its LOCAL_RANK names (nccl), or on the CPU (gloo) where CUDA is not available", flush=True)
             if restart_store_note():
                 print(restart_store_note(), flush=True)
-        print(recipe_line(args), flush=True)
+        print('\n'.join(origin_lines(args, layers)), flush=True)
+        check_devices(args['usable_gpu'], visible_gpus())
         resolved = prepare_demo(args) if is_demo(args) else args
         check_args(resolved, planned_world_size(args['usable_gpu'], args['cpu_processes']))
         teacher = load_ssl_config(resolved['huggingface_url'])

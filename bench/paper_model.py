@@ -32,7 +32,7 @@ import torch
 from transformers import AutoConfig, AutoModel, HubertConfig, HubertModel, PreTrainedModel
 
 import models
-from arguments import DEMO_ARGS, EXPERIMENT_ARGS, MIN_CROP, SYSTEM_ARGS
+from arguments import DEMO_ARGS, METHOD_ARGS, MIN_CROP, file_defaults
 from bench.common import at_least, machine_line, pick_device, print_table
 from models import Models, build_models
 from models.summary import count
@@ -40,7 +40,7 @@ from models.teacher import make_tiny_teacher
 from data.curriculum import Batch
 from trainer.methods import METHODS, JointKDFT
 
-PAPER_ARGS = {**SYSTEM_ARGS, **EXPERIMENT_ARGS, **METHODS['os_kdft2'].defaults}
+PAPER_ARGS = {**file_defaults(), **METHOD_ARGS['os_kdft2']['args']}
 NUM_SPEAKERS = 1211  # VoxCeleb1 dev
 SIZES = ('base', 'tiny')  # HuBERT-base (the paper) | the demo's tiny teacher (smoke tests)
 

@@ -16,6 +16,7 @@ import soundfile as sf
 import torch
 import torch.nn.functional as F
 
+from arguments import METHOD_ARGS
 from export import export_model
 from export.cli import main
 from helpers_models import model_args, tiny_teacher_dir
@@ -31,7 +32,7 @@ def training_core(method: str, seed: int = 0, family: str = 'hubert') -> JointKD
     """The JointKDFT a run of `method` trains, from the tiny teacher, with every weight and BN statistic perturbed
     (so that equal outputs prove the trained weights were carried over), in eval mode."""
     parts = build_models(model_args(huggingface_url=tiny_teacher_dir(family), init_teacher_idx=[1, 2],
-                                    use_TFT=METHODS[method].defaults['use_TFT'], class_weight=False),
+                                    use_TFT=METHOD_ARGS[method]['args']['use_TFT'], class_weight=False),
                          num_speakers=4, class_counts=None, adapter=METHODS[method].adapter, finetune_teacher=False)
     core = JointKDFT(parts.student, parts.backend, parts.kd_loss, parts.ft_loss, 1.0, 1.0)
     generator = torch.Generator().manual_seed(seed)

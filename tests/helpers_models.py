@@ -10,7 +10,7 @@ import tempfile
 import torch
 from transformers import PreTrainedModel, Wav2Vec2Config, Wav2Vec2Model
 
-from arguments import EXPERIMENT_ARGS, SYSTEM_ARGS
+from arguments import file_defaults
 from models.teacher import load_ssl_model, make_tiny_teacher
 
 TINY = dict(hidden_size=32, num_layers=3, num_heads=4, intermediate_size=64, conv_dim=16)
@@ -46,7 +46,7 @@ def waveforms(batch: int, samples: int = 4000, seed: int = 0) -> torch.Tensor:
 
 def model_args(**overrides) -> dict:
     """The full argument dict build_models reads: arguments.py's defaults, the tiny teacher, then `overrides`."""
-    args = {**SYSTEM_ARGS, **EXPERIMENT_ARGS, 'huggingface_url': tiny_teacher_dir('hubert'),
+    args = {**file_defaults(), 'huggingface_url': tiny_teacher_dir('hubert'),
             'student_hidden_layer_size': TINY['hidden_size'], 'target_layer_idx': [1, 2, 3], 'embed_size': 16,
             'adapter_size': 8}
     args.update(overrides)

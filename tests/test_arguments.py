@@ -1,7 +1,7 @@
 """`key=value` overrides: typed literals, text for text keys, clear errors for unknown keys and wrong types."""
 import pytest
 
-from arguments import DEMO_ARGS, EXPERIMENT_ARGS, RECIPES, check_args, get_args, public_args, recipe_line
+from arguments import DEMO_ARGS, RECIPES, check_args, file_defaults, get_args, origin_lines, public_args, resolve_args
 from trainer.methods import METHODS
 
 
@@ -9,7 +9,7 @@ def test_overrides_are_typed():
     args = get_args(['epoch=3', 'init_teacher_idx=[0,1]', 'lr=1e-4', 'path_train=/data/vox1/dev/wav'])
     assert args['epoch'] == 3 and args['init_teacher_idx'] == [0, 1] and args['lr'] == 1e-4
     assert args['path_train'] == '/data/vox1/dev/wav'      # text needs no quotes
-    assert args['batch_size'] == EXPERIMENT_ARGS['batch_size']  # not the demo's: data configured
+    assert args['batch_size'] == file_defaults()['batch_size']  # not the demo's: data configured
     assert get_args(['path_train=/d', 'weight_decay=0'])['weight_decay'] == 0.0  # int accepted for float
     assert get_args(['path_train=/d', 'name=2024'])['name'] == '2024'  # digits stay text for text keys
 
@@ -72,8 +72,9 @@ def test_modern_recipe_sets_its_keys_over_any_method():
     demo = get_args(['recipe=modern'])
     assert (demo['lmft_epochs'], demo['lmft_crop_size'], demo['cohort_size']) == (2, 32000, 10)  # demo budget
     assert demo['aug_prob'] == 0.6 and demo['crop_size'] == DEMO_ARGS['crop_size']
-    line = recipe_line(get_args(['recipe=modern', 'path_train=/d', 'aug_prob=0.3']))
-    assert 'aug_prob=0.3' in line and "score_norm='asnorm'" in line and 'method os_kdft2' in line
-    assert 'as published' in recipe_line(released)
+    line = origin_lines(*resolve_args(['recipe=modern', 'path_train=/d', 'aug_prob=0.3']))[1]
+    assert line.startswith('recipe modern sets: ') and "score_norm='asnorm'" in line
+    assert line.endswith('; yours kept: aug_prob=0.3 (command line)')
+    assert 'as published' in origin_lines(*resolve_args(['path_train=/d']))[1]
     with pytest.raises(SystemExit, match="'recipe'"):
         get_args(['recipe=fancy'])

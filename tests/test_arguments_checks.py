@@ -14,12 +14,12 @@ from transformers import HubertConfig
 
 import arguments
 import main
-from arguments import EXPERIMENT_ARGS, NULLABLE, RANGES, SYSTEM_ARGS, get_args, print_help
+from arguments import NULLABLE, RANGES, file_defaults, get_args, print_help
 from data.utterance_index import Utterance, UtteranceIndex
 from data.voxceleb import hold_out_speakers
 from utils.errors import UserError
 
-DEFAULTS = {**SYSTEM_ARGS, **EXPERIMENT_ARGS}
+DEFAULTS = file_defaults()
 DATA = 'path_train=/data/vox1/dev/wav'  # a data set configured (not checked to exist until check_args)
 
 
@@ -169,7 +169,10 @@ def test_help_lists_every_key_with_its_default_and_comment_grouped_as_in_the_fil
             line = lines[position + offset]
             assert re.match(rf'  {key} +=', line), line
             assert f'= {DEFAULTS[key]!r}' in line and f'# {comment}' in line, line
-    assert "[demo: 10]" in next(line for line in lines if line.startswith('  epoch '))
+    assert next(line for line in lines if line.startswith('  epoch ')).endswith(
+        '[demo of method precomp: 5; demo of method postcomp: 5; demo: 10]')  # a Chosen key: what each layer gives it
+    assert next(line for line in lines if line.startswith('  batch_size ')).endswith(
+        '= 50*           # global batch, divided among processes [method precomp: 100; method postcomp: 100; demo: 32]')
 
 
 def test_help_serves_another_command(capsys):

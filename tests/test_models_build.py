@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import torch
 
-from arguments import check_args, check_teacher_args
+from arguments import METHOD_ARGS, check_args, check_teacher_args, check_values
 from helpers_models import TINY, model_args, tiny_teacher_dir, waveforms
 from models import build_models
 from models.teacher import load_ssl_config
@@ -13,7 +13,7 @@ from models.losses import AAMSoftmaxLoss, SoftmaxLoss
 
 
 def _build(method: str = 'os_kdft2', **changes):
-    args = model_args(method=method, **{**METHODS[method].defaults, 'student_layerdrop': 0.0, **changes})
+    args = model_args(method=method, **{**METHOD_ARGS[method]['args'], 'student_layerdrop': 0.0, **changes})
     return build_models(args, 4, np.array([3, 1, 2, 2]), adapter=METHODS[method].adapter,
                         finetune_teacher=METHODS[method].finetune_teacher)
 
@@ -57,11 +57,12 @@ def test_joint_step_trains_everything_but_the_teacher():
     (dict(student_hidden_layer_size=768), 'student_hidden_layer_size'), (dict(ft_loss='arcface'), 'ft_loss'),
     (dict(target_layer_idx=[4, 8, 12]), 'target_layer_idx'), (dict(init_teacher_idx=[0, 5]), 'init_teacher_idx')])
 def test_bad_arguments_are_refused_by_name_before_building(change, key):
-    """Each key is checked once, by arguments.check_args / check_teacher_args against the teacher's config."""
+    """Each key is checked once, by arguments.check_values / check_args / check_teacher_args (the teacher's config)."""
     args = model_args(path_train=tiny_teacher_dir(), path_test=tiny_teacher_dir(), path_trials=tiny_teacher_dir(),
                       **change)
     config = load_ssl_config(args['huggingface_url'])
     with pytest.raises(SystemExit, match=f"'{key}'"):
+        check_values(args)
         check_args(args, world_size=1)
         check_teacher_args(args, config.num_hidden_layers, config.hidden_size)
     assert config.hidden_size == TINY['hidden_size']

@@ -55,14 +55,12 @@ def gpu_ids(usable_gpu: str) -> list[int]:
         return []
     if usable_gpu.strip() == '':
         return list(range(torch.cuda.device_count()))
-    try:
-        ids = [int(x) for x in usable_gpu.split(',') if x.strip()]
-    except ValueError:
-        raise SystemExit(f"argument 'usable_gpu': got {usable_gpu!r}, expected comma-separated GPU ids like '0,1'")
-    bad = [i for i in ids if i >= torch.cuda.device_count()]
-    if bad:
-        raise SystemExit(f"argument 'usable_gpu': GPUs {bad} do not exist ({torch.cuda.device_count()} visible)")
-    return ids
+    return [int(x) for x in usable_gpu.split(',')]  # ids of visible GPUs: arguments.check_args checked them
+
+
+def visible_gpus() -> int:
+    """How many CUDA GPUs this process sees (0 without CUDA)."""
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
 
 
 def launched_by_torchrun() -> bool:

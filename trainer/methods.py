@@ -14,10 +14,12 @@ The path of one training batch (os_kdft2), file by file:
                    kd_loss(hidden[:B, -1], targets) (models/losses.py), ft_loss(backend(hidden[B:]), y)
                    (models/backend.py, models/losses.py).
 
-A method is one entry of METHODS: the argument defaults it sets (and its budget in the built-in demo), what it
+A method is one entry of METHODS: what it
 changes in the models (OS-KDFT adapters, a fine-tunable teacher copy), and its phases. A phase names what it trains
 (a PhaseModule built from the shared model parts), how its targets are computed and from which frozen model, its
-epoch-count key and whether it validates. Adding a method means one entry here plus its phase modules.
+epoch-count key and whether it validates. The argument values a method sets (and its budget in the built-in demo)
+are its entry of arguments.py: METHOD_ARGS, under the same name. Adding a method means one entry here plus its phase
+modules, and one there.
 `phases_of(args)` gives the phases a run trains: its method's, then large-margin fine-tuning (LMFT) when
 lmft_epochs > 0.
 """
@@ -194,9 +196,7 @@ class Phase:
 
 @dataclass(frozen=True)
 class Method:
-    """One method's whole recipe."""
-    defaults: dict  # argument defaults the method sets, unless given on the command line
-    demo: dict  # its budget in the built-in demo (applied over arguments.DEMO_ARGS when no data set is configured)
+    """What one method trains (the argument values it sets: arguments.METHOD_ARGS)."""
     adapter: bool  # OS-KDFT adapters in every student layer, used by the FT rows only
     finetune_teacher: bool  # a trainable full-depth teacher copy with its own back-end (postcomp)
     phases: tuple[Phase, ...] = field(default=())
@@ -208,15 +208,12 @@ JOINT = Phase('joint', lambda parts, args: JointKDFT(parts.student, parts.backen
 
 METHODS: dict[str, Method] = {
     # joint KD + FT, attentive feature tuner, curriculum KD data
-    'os_kdft2': Method({'use_TFT': True, 'curriculum': 'linear'}, {}, adapter=False, finetune_teacher=False,
-                       phases=(JOINT,)),
+    'os_kdft2': Method(adapter=False, finetune_teacher=False, phases=(JOINT,)),
     # joint KD + FT, adapters on the FT rows, weighted-sum back-end, LibriSpeech KD data
-    'os_kdft': Method({'use_TFT': False, 'curriculum': 'none'}, {'name': 'demo_os_kdft'}, adapter=True,
-                      finetune_teacher=False, phases=(JOINT,)),
+    'os_kdft': Method(adapter=True, finetune_teacher=False, phases=(JOINT,)),
     # compress (KD only, no speaker validation), then fine-tune the student (frozen for freeze_epochs)
     'precomp': Method(
-        {'use_TFT': False, 'curriculum': 'none', 'batch_size': 100},
-        {'name': 'demo_precomp', 'epoch_KD': 5, 'epoch': 5, 'freeze_epochs': 1}, adapter=False, finetune_teacher=False,
+        adapter=False, finetune_teacher=False,
         phases=(Phase('kd', lambda parts, args: KDOnly(parts.student, parts.kd_loss),
                       pretrained_targets, 'epoch_KD', validates=False, ft_audio=False),
                 Phase('ft', lambda parts, args: SpeakerFineTune(parts.student, parts.backend, parts.ft_loss,
@@ -225,8 +222,7 @@ METHODS: dict[str, Method] = {
     # fine-tune the teacher copy (frozen for freeze_epochs; evaluated), then compress it into the student (KD data
     # LibriSpeech, switched to VoxCeleb1 from epoch int(0.9 epoch_KD) on)
     'postcomp': Method(
-        {'use_TFT': False, 'curriculum': 'switch', 'batch_size': 100},
-        {'name': 'demo_postcomp', 'epoch_KD': 5, 'epoch': 5, 'freeze_epochs': 1}, adapter=False, finetune_teacher=True,
+        adapter=False, finetune_teacher=True,
         phases=(Phase('teacher_ft', lambda parts, args: SpeakerFineTune(parts.teacher_ft, parts.teacher_backend,
                                                                         parts.ft_loss, args['freeze_epochs']),
                       no_targets, 'epoch', validates=True, kd_audio=False, evaluates=True),
