@@ -12,26 +12,44 @@ import json
 import os
 import sys
 
-from safetensors import SafetensorError
-from torch.multiprocessing import ProcessExitedException
-
 from arguments import (ARGUMENTS_FILE, ENV_CREDENTIALS, EXPERIMENT_ARGS, SYSTEM_ARGS, check_args, check_devices,
                        check_teacher_args, differing_arguments, is_demo, origin_lines, public_args, resolve_args)
-from data.audio import AudioError
-from data.bundle import DataBundle, build_data
-from data.demo import make_demo_corpus, make_demo_noise_set
-from export import export_model, export_onnx
-from export.cohort import score_norm_of
-from log import build_logger
-from models.teacher import load_ssl_config, make_tiny_teacher
-from trainer import checkpoint
-from trainer.checkpoint import CheckpointWriteError, StaleCheckpointError, UnsafeCheckpointError
-from trainer.distributed import (DistEnv, ElasticJob, elastic_job, launch, launched_by_torchrun, planned_world_size,
-                                 restart_store_note, run_on_main_rank, torchrun_group, visible_gpus)
-from trainer.run import EXPORT_DIR, PhasesOutcome, final_cohort, final_lines, run_phases
-from utils.atomic import atomic_write_bytes
-from utils.errors import EXIT_USER_ERROR, UserError, exit_on_user_error, user_errors
-from utils.seed import seed_everything
+from utils.errors import EXIT_USER_ERROR, UserError, exit_on_user_error, one_line, user_errors
+
+
+def refuse_bad_arguments() -> None:
+    """Stop `python main.py` on a wrong argument (unknown key, wrong type, out of range, bad choice) with its one
+    `error:` line and exit status 2 before torch and the rest are imported, within a fraction of a second: arguments.py
+    imports none of them. Under torchrun every rank stops, global rank 0 alone prints the line (as prepare does)."""
+    try:
+        with user_errors():
+            resolve_args()
+    except UserError as error:
+        if os.environ.get('RANK', '0') == '0':
+            print(one_line(error), file=sys.stderr, flush=True)
+        raise SystemExit(EXIT_USER_ERROR) from None
+
+
+if __name__ == '__main__':  # before the heavy imports below (a spawned rank imports this file as __mp_main__)
+    refuse_bad_arguments()
+
+from safetensors import SafetensorError  # noqa: E402 (after the argument check above, on purpose)
+from torch.multiprocessing import ProcessExitedException  # noqa: E402
+
+from data.audio import AudioError  # noqa: E402
+from data.bundle import DataBundle, build_data  # noqa: E402
+from data.demo import make_demo_corpus, make_demo_noise_set  # noqa: E402
+from export import export_model, export_onnx  # noqa: E402
+from export.cohort import score_norm_of  # noqa: E402
+from log import build_logger  # noqa: E402
+from models.teacher import load_ssl_config, make_tiny_teacher  # noqa: E402
+from trainer import checkpoint  # noqa: E402
+from trainer.checkpoint import CheckpointWriteError, StaleCheckpointError, UnsafeCheckpointError  # noqa: E402
+from trainer.distributed import (DistEnv, ElasticJob, elastic_job, launch, launched_by_torchrun,  # noqa: E402
+                                 planned_world_size, restart_store_note, run_on_main_rank, torchrun_group, visible_gpus)
+from trainer.run import EXPORT_DIR, PhasesOutcome, final_cohort, final_lines, run_phases  # noqa: E402
+from utils.atomic import atomic_write_bytes  # noqa: E402
+from utils.seed import seed_everything  # noqa: E402
 
 SOURCE_DIR = os.path.dirname(os.path.abspath(__file__))
 # What every rank receives: the resolved arguments (demo paths filled in, `resume` as decided), the run directory,
