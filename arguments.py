@@ -496,7 +496,8 @@ def _fail(key: str, value, allowed: str) -> None:
 
 
 def check_devices(usable_gpu: str, visible_gpus: int) -> None:
-    """usable_gpu (its form checked by check_values) names only GPUs among the `visible_gpus` CUDA devices."""
+    """usable_gpu (its form checked by check_values) names only GPUs among the `visible_gpus` CUDA devices. Part of
+    check_settings."""
     text = usable_gpu.strip()
     if text in ('', 'cpu'):
         return
@@ -542,13 +543,13 @@ def check_values(args: dict) -> None:
 
 def check_args(args: dict, world_size: int) -> None:
     """Stop before any data or model is loaded when a setting cannot work with the files at hand: a data path does
-    not exist, augmentation lacks its files, or the batch does not divide among the `world_size` processes. (The
-    values themselves were checked by get_args, the GPUs by check_devices.)"""
-    if args['aug_prob'] > 0 and not (args['path_musan'] and args['path_rir']):
+    not exist, augmentation lacks its files (the demo generates its data and noise set), or the batch does not divide
+    among the `world_size` processes. Part of check_settings."""
+    if args['aug_prob'] > 0 and not (args['path_musan'] and args['path_rir']) and not is_demo(args):
         _fail('aug_prob', args['aug_prob'], 'augmentation reads MUSAN and room impulse responses: give path_musan '
               '(the MUSAN root) and path_rir (e.g. RIRS_NOISES/simulated_rirs), or aug_prob=0.0')
-    data_keys = ('path_train', 'path_test', 'path_trials') + tuple(key for key in ('path_libri', 'path_musan',
-                                                                                     'path_rir') if args[key])
+    data_keys = () if is_demo(args) else ('path_train', 'path_test', 'path_trials')  # the demo writes its own
+    data_keys += tuple(key for key in ('path_libri', 'path_musan', 'path_rir') if args[key])
     for key in data_keys:
         for path in [args[key]] if isinstance(args[key], str) else args[key]:
             if not os.path.exists(path):
@@ -559,7 +560,8 @@ def check_args(args: dict, world_size: int) -> None:
 
 
 def check_teacher_args(args: dict, teacher_layers: int, teacher_hidden: int) -> None:
-    """Check the keys that depend on the teacher's configuration (read before its weights are loaded)."""
+    """Check the keys that depend on the teacher's configuration (read before its weights are loaded). Part of
+    check_settings."""
     idx = args['init_teacher_idx']
     if len(idx) != args['student_hidden_layer_num'] or not all(0 <= i < teacher_layers for i in idx):
         _fail('init_teacher_idx', idx, f"expected {args['student_hidden_layer_num']} teacher layer indices "
@@ -570,6 +572,61 @@ def check_teacher_args(args: dict, teacher_layers: int, teacher_hidden: int) -> 
     if args['student_hidden_layer_size'] != teacher_hidden:
         _fail('student_hidden_layer_size', args['student_hidden_layer_size'],
               f"the student keeps the teacher's width, {teacher_hidden}")
+
+
+@dataclass(frozen=True)
+class ResumeFacts:
+    """What the run directory a run resumes holds (read before anything is loaded; only when it holds
+    checkpoint_last.pt)."""
+    run_dir: str
+    recorded: dict | None  # its arguments.json (None: a run of an older version, which wrote none)
+    phase: str  # the training phase its checkpoint_last.pt belongs to ('' in checkpoints of an older version)
+    finished: tuple[str, ...]  # the phases its phases.json records as finished
+
+
+@dataclass(frozen=True)
+class Facts:
+    """What the settings are checked against besides themselves."""
+    world_size: int  # processes the run will have
+    visible_gpus: int  # CUDA GPUs this machine shows
+    teacher_layers: int  # transformer layers of the teacher's config
+    teacher_hidden: int  # its hidden size
+    phases: tuple[str, ...]  # the phases this run trains, in order (trainer/methods.py: phases_of)
+    resume: ResumeFacts | None  # the run to continue, when resuming one that holds checkpoint_last.pt
+
+
+def check_settings(args: dict, facts: Facts) -> list[str]:
+    """The settings check: stop, naming the key, when a setting cannot work with this machine, the data paths, the
+    teacher or the run it resumes; called once, before anything is loaded (the values themselves were checked by
+    get_args: check_values). Returns the notes to print (what a resume accepts although it differs)."""
+    check_devices(args['usable_gpu'], facts.visible_gpus)
+    check_args(args, facts.world_size)
+    check_teacher_args(args, facts.teacher_layers, facts.teacher_hidden)
+    return [] if facts.resume is None else check_resume(args, facts.resume, facts.phases)
+
+
+def check_resume(args: dict, run: ResumeFacts, phases: tuple[str, ...]) -> list[str]:
+    """A resumed run continues the run it names: the phase of its last checkpoint is one of this method's, the phases
+    before it are recorded as finished, and every key that changes what it computes has its recorded value. Returns
+    notes: the neutral keys that differ, or that an older run recorded no arguments."""
+    phase = run.phase or phases[0]
+    last = os.path.join(run.run_dir, 'checkpoint_last.pt')
+    if phase not in phases:
+        _fail('resume', True, f'{last} belongs to phase {phase!r}, which is not a phase of this method '
+              f"({list(phases)}); resume with the method the run was started with")
+    missing = [name for name in phases[:phases.index(phase)] if name not in run.finished]
+    if missing:
+        _fail('resume', True, f"{os.path.join(run.run_dir, 'phases.json')} does not record the finished phase(s) "
+              f'{missing}; the run directory is incomplete')
+    if run.recorded is None:
+        return [f'note: {os.path.join(run.run_dir, ARGUMENTS_FILE)} does not exist (a run from an older version); the '
+                f'arguments cannot be checked']
+    changed, neutral = differing_arguments(run.recorded, args)
+    if changed:
+        _fail('resume', True, f"{run.run_dir} was started with other values of keys that change what it computes: "
+              f"{'; '.join(changed)}. Resume with the recorded values, or start a new name=")
+    return [f"note: resuming with changed settings that do not change the result: {'; '.join(neutral)}"] if neutral \
+        else []
 
 
 def public_args(args: dict) -> dict:

@@ -12,8 +12,8 @@ import json
 import os
 import sys
 
-from arguments import (ARGUMENTS_FILE, ENV_CREDENTIALS, EXPERIMENT_ARGS, SYSTEM_ARGS, check_args, check_devices,
-                       check_teacher_args, differing_arguments, is_demo, origin_lines, public_args, resolve_args)
+from arguments import (ARGUMENTS_FILE, ENV_CREDENTIALS, EXPERIMENT_ARGS, SYSTEM_ARGS, Facts, ResumeFacts,
+                       check_settings, is_demo, origin_lines, public_args, resolve_args)
 from utils.errors import EXIT_USER_ERROR, UserError, exit_on_user_error, one_line, user_errors
 
 
@@ -47,7 +47,8 @@ from trainer import checkpoint  # noqa: E402
 from trainer.checkpoint import CheckpointWriteError, StaleCheckpointError, UnsafeCheckpointError  # noqa: E402
 from trainer.distributed import (DistEnv, ElasticJob, elastic_job, launch, launched_by_torchrun,  # noqa: E402
                                  planned_world_size, restart_store_note, run_on_main_rank, torchrun_group, visible_gpus)
-from trainer.run import EXPORT_DIR, PhasesOutcome, final_cohort, final_lines, run_phases  # noqa: E402
+from trainer.methods import phases_of  # noqa: E402
+from trainer.run import EXPORT_DIR, PhasesOutcome, final_cohort, final_lines, read_summary, run_phases  # noqa: E402
 from utils.atomic import atomic_write_bytes  # noqa: E402
 from utils.seed import seed_everything  # noqa: E402
 
@@ -182,24 +183,33 @@ def report(results: dict, outcome: PhasesOutcome, args: dict, run_dir: str, demo
               'path_trials=<veri_test2.txt> path_libri=<LibriSpeech/train-clean-100> (see README)')
 
 
+def teacher_shape(args: dict) -> tuple[int, int]:
+    """(transformer layers, hidden size) of the run's teacher, from its config: the demo's tiny teacher (made by
+    prepare_demo when huggingface_url is the default) has max(target_layer_idx) layers of the student's width."""
+    if is_demo(args) and args['huggingface_url'] == EXPERIMENT_ARGS['huggingface_url']:
+        return max(args['target_layer_idx']), args['student_hidden_layer_size']
+    config = load_ssl_config(args['huggingface_url'])
+    return config.num_hidden_layers, config.hidden_size
+
+
+def resume_facts(run_dir: str) -> ResumeFacts | None:
+    """What the run to resume holds (None when it holds no checkpoint_last.pt: prepare_run_dir says why). Every
+    checkpoint there is checked to be data only first (checkpoint.check_run_checkpoints)."""
+    last = os.path.join(run_dir, checkpoint.LAST)
+    if not os.path.isfile(last):
+        return None
+    checkpoint.check_run_checkpoints(run_dir)
+    recorded = None
+    if os.path.isfile(os.path.join(run_dir, ARGUMENTS_FILE)):
+        with open(os.path.join(run_dir, ARGUMENTS_FILE)) as f:
+            recorded = json.load(f)
+    return ResumeFacts(run_dir, recorded, checkpoint.load(last).get('phase', ''), tuple(read_summary(run_dir)))
+
+
 def record_arguments(run_dir: str, args: dict) -> None:
-    """A new run writes the arguments it was started with (tokens masked); a resumed run must match them in every
-    key that changes what it computes, and says which neutral keys (workers, trackers, processes) changed."""
-    path = os.path.join(run_dir, ARGUMENTS_FILE)
+    """A new run writes the arguments it was started with (tokens masked), which a resume is checked against."""
     if not args['resume']:
-        atomic_write_bytes(path, json.dumps(public_args(args), indent=1).encode())
-        return
-    if not os.path.isfile(path):
-        print(f'note: {path} does not exist (a run from an older version); the arguments cannot be checked')
-        return
-    with open(path) as f:
-        changed, neutral = differing_arguments(json.load(f), args)
-    if changed:
-        raise UserError(f"argument 'resume': {run_dir} was started with other values of keys that change what it "
-                        f"computes: {'; '.join(changed)}. Resume with the recorded values, or start a new name=")
-    if neutral:
-        print(f"note: resuming with changed settings that do not change the result: {'; '.join(neutral)}",
-              flush=True)
+        atomic_write_bytes(os.path.join(run_dir, ARGUMENTS_FILE), json.dumps(public_args(args), indent=1).encode())
 
 
 def elastic_restart_resumes(run_dir: str, job: ElasticJob | None) -> bool:
@@ -214,9 +224,10 @@ def elastic_restart_resumes(run_dir: str, job: ElasticJob | None) -> bool:
 
 def prepare(argv: list[str] | None, job: ElasticJob | None) -> Payload:
     """Check everything that is cheap to check, then prepare the run directory: a start that fails a check leaves
-    no directory behind. Checked: the arguments and their ranges, the teacher's config against them, the data folders
+    no directory behind. Checked: the arguments and their ranges (get_args), then once, by check_settings, against
+    the machine, the teacher's config and, on resume, the run's recorded arguments and phases; then the data folders
     and their layout, the trial lists and every trial key (the data lists are scanned here, once, and handed to the
-    ranks), and on resume the recorded arguments. Every failure here is a user error (utils/errors.py).
+    ranks). Every failure here is a user error (utils/errors.py).
     Runs once per run: in the only process, in spawn's parent, or on torchrun's global rank 0."""
     with user_errors(*CHECK_ERRORS):
         args, layers = resolve_args(argv)
@@ -229,21 +240,22 @@ def prepare(argv: list[str] | None, job: ElasticJob | None) -> Payload:
             if restart_store_note():
                 print(restart_store_note(), flush=True)
         print('\n'.join(origin_lines(args, layers)), flush=True)
-        check_devices(args['usable_gpu'], visible_gpus())
-        resolved = prepare_demo(args) if is_demo(args) else args
-        check_args(resolved, planned_world_size(args['usable_gpu'], args['cpu_processes']))
-        teacher = load_ssl_config(resolved['huggingface_url'])
-        check_teacher_args(resolved, teacher.num_hidden_layers, teacher.hidden_size)
-        data = build_data(resolved)
         wanted = os.path.join(args['path_log'], args['project'], args['name'])
         resume = args['resume'] or elastic_restart_resumes(wanted, job)
+        layers_count, hidden = teacher_shape(args)
+        facts = Facts(world_size=planned_world_size(args['usable_gpu'], args['cpu_processes']),
+                      visible_gpus=visible_gpus(), teacher_layers=layers_count, teacher_hidden=hidden,
+                      phases=tuple(phase.name for phase in phases_of(args)),
+                      resume=resume_facts(wanted) if resume else None)
+        for note in check_settings({**args, 'resume': resume}, facts):
+            print(note, flush=True)
+        resolved = prepare_demo(args) if is_demo(args) else args
+        data = build_data(resolved)
         prepared = checkpoint.prepare_run_dir(args['path_log'], args['project'], args['name'], resume)
         if prepared.note:
             print(prepared.note, flush=True)
         print(f'run directory: {prepared.path}', flush=True)
         record_arguments(prepared.path, {**args, 'resume': prepared.resume})
-        if prepared.resume:
-            checkpoint.check_run_checkpoints(prepared.path)
         if job is not None:
             checkpoint.record_job(prepared.path, job.job_id)
     return {**resolved, 'resume': prepared.resume}, prepared.path, is_demo(args), data

@@ -60,8 +60,7 @@ SCHEDULES: dict[str, Callable[[int, int, float], float]] = {
 
 def kd_probability(schedule: str, epoch: int, total: int, p_const: float) -> float:
     """p(epoch) of the named schedule (names and curriculum_p are checked by arguments.check_values)."""
-    if not 1 <= epoch <= total:
-        raise ValueError(f"epoch {epoch} outside 1..{total} (epochs are numbered from 1)")
+    assert 1 <= epoch <= total, (epoch, total)  # epochs are numbered from 1
     return SCHEDULES[schedule](epoch, total, p_const)
 
 
@@ -87,8 +86,7 @@ class CurriculumTrainSet(Dataset):
         if kd_audio and not kd_paths and lowest < 1.0:
             raise ValueError(f"curriculum {schedule!r} draws LibriSpeech KD items (p(VoxCeleb) = {lowest:.3f} < 1 "
                              f"in some epoch) but no LibriSpeech files were given: set path_libri")
-        if aug_prob > 0.0 and augmenter is None:
-            raise ValueError(f"aug_prob={aug_prob} needs the augmentation files: set path_musan and path_rir")
+        assert aug_prob == 0.0 or augmenter is not None, aug_prob  # arguments.check_args: aug_prob needs the files
         self.augmenter, self.aug_prob, self.aug_rows = augmenter, aug_prob, AUG_ROWS[aug_rows]
         self.ft_utts = ft_utts
         self.labels = ft_utts.labels_in(speakers)  # [U]

@@ -41,8 +41,7 @@ def build_logger(args: dict, run_dir: str, source_dir: str, credentials: Mapping
                .use_local(args['path_log'])
                .credentials(credentials, [args[key] for key in credentials]))
     for switch, enable in TRACKER_SWITCHES.items():
-        if not isinstance(args[switch], bool):
-            raise TypeError(f"argument '{switch}' must be True or False, got {args[switch]!r}")
+        assert isinstance(args[switch], bool), (switch, args[switch])  # arguments.check_values checked the types
         if args[switch]:
             enable(builder, args)
     logger = builder.build()

@@ -113,9 +113,7 @@ def resume_index(run_dir: str, phases: tuple[Phase, ...]) -> int:
     path = os.path.join(run_dir, checkpoint.LAST)
     names = [p.name for p in phases]
     name = checkpoint.load(path).get('phase', names[0])
-    if name not in names:
-        raise SystemExit(f"argument 'resume': {path} belongs to phase {name!r}, which is not a phase of this method "
-                         f"({names}); resume with the method the run was started with")
+    assert name in names, (path, name, names)  # arguments.check_resume refused any other
     return names.index(name)
 
 
@@ -217,10 +215,7 @@ def run_phases(args: dict, env: DistEnv, data: DataBundle, logger, run_dir: str)
     check_space(args, parts, phases, run_dir, env, len(data.speakers))
     start = resume_index(run_dir, phases) if args['resume'] else 0
     done = read_summary(run_dir)
-    missing = [p.name for p in phases[:start] if p.name not in done]
-    if missing:
-        raise SystemExit(f"argument 'resume': {os.path.join(run_dir, SUMMARY)} does not record the finished "
-                         f"phase(s) {missing}; the run directory is incomplete")
+    assert all(p.name in done for p in phases[:start]), (run_dir, done)  # arguments.check_resume checked it
     summary = {p.name: done[p.name] for p in phases[:start]}
     trained: dict[int, int] = {}  # id(parameter) → numel, over every phase
     for index, phase in enumerate(phases):
