@@ -1,7 +1,10 @@
 """`key=value` overrides: typed literals, text for text keys, clear errors for unknown keys and wrong types."""
 import pytest
 
-from arguments import DEMO_ARGS, RECIPES, check_args, file_defaults, get_args, origin_lines, public_args, resolve_args
+from arguments import (CHOICES, DEMO_ARGS, METHOD_ARGS, RECIPES, check_args, file_defaults, get_args, origin_lines,
+                       public_args, resolve_args)
+from data.curriculum import AUG_ROWS, SCHEDULES
+from models.student import INIT_MODES
 from trainer.methods import METHODS
 
 
@@ -78,3 +81,10 @@ def test_modern_recipe_sets_its_keys_over_any_method():
     assert 'as published' in origin_lines(*resolve_args(['path_train=/d']))[1]
     with pytest.raises(SystemExit, match="'recipe'"):
         get_args(['recipe=fancy'])
+
+
+def test_choice_lists_are_the_names_of_the_registries_they_choose_from():
+    """arguments.py writes the names (so a wrong one stops before torch is imported); the registries hold the code."""
+    assert CHOICES['curriculum'] == tuple(SCHEDULES) and CHOICES['aug_rows'] == tuple(AUG_ROWS)
+    assert CHOICES['student_init'] == tuple(INIT_MODES)
+    assert CHOICES['method'] == tuple(METHOD_ARGS) == tuple(METHODS)
