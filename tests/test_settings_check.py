@@ -18,13 +18,14 @@ RAISED_WHERE_READ = {
 
 
 def raised_messages(tree: ast.AST):
-    """(enclosing function, text of the string parts) of every `raise` and `_fail(...)` call in `tree`."""
+    """(enclosing function, text of the string parts of its message) of every `raise` inside a function of `tree`."""
     for function in ast.walk(tree):
         if not isinstance(function, (ast.FunctionDef, ast.AsyncFunctionDef)):
             continue
         for node in ast.walk(function):
             if isinstance(node, ast.Raise) and node.exc is not None:
-                texts = [n.value for n in ast.walk(node.exc) if isinstance(n, ast.Constant) and isinstance(n.value, str)]
+                texts = [n.value for n in ast.walk(node.exc)
+                         if isinstance(n, ast.Constant) and isinstance(n.value, str)]
                 yield function.name, ''.join(texts)
 
 

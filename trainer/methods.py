@@ -14,12 +14,11 @@ The path of one training batch (os_kdft2), file by file:
                    kd_loss(hidden[:B, -1], targets) (models/losses.py), ft_loss(backend(hidden[B:]), y)
                    (models/backend.py, models/losses.py).
 
-A method is one entry of METHODS: what it
-changes in the models (OS-KDFT adapters, a fine-tunable teacher copy), and its phases. A phase names what it trains
-(a PhaseModule built from the shared model parts), how its targets are computed and from which frozen model, its
-epoch-count key and whether it validates. The argument values a method sets (and its budget in the built-in demo)
-are its entry of arguments.py: METHOD_ARGS, under the same name. Adding a method means one entry here plus its phase
-modules, and one there.
+A method is one entry of METHODS: what it changes in the models (OS-KDFT adapters, a fine-tunable teacher copy),
+and its phases. A phase names what it trains (a PhaseModule built from the shared model parts), how its targets are
+computed and from which frozen model, its epoch-count key and whether it validates. The argument values a method
+sets (and its budget in the built-in demo) are its entry of arguments.py: METHOD_ARGS, under the same name. Adding a
+method means one entry here plus its phase modules, and one there.
 `phases_of(args)` gives the phases a run trains: its method's, then large-margin fine-tuning (LMFT) when
 lmft_epochs > 0.
 """
