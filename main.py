@@ -16,7 +16,7 @@ from safetensors import SafetensorError
 from torch.multiprocessing import ProcessExitedException
 
 from arguments import ARGUMENTS_FILE, ENV_CREDENTIALS, EXPERIMENT_ARGS, SYSTEM_ARGS, check_args, check_teacher_args, \
-    differing_arguments, get_args, is_demo, public_args, recipe_line
+    differing_arguments, get_args, is_demo, process_group_timeout, public_args, recipe_line
 from data.audio import AudioError
 from data.bundle import DataBundle, build_data
 from data.demo import make_demo_corpus, make_demo_noise_set
@@ -231,12 +231,13 @@ def main(argv: list[str] | None = None) -> None:
     """Parse `key=value` arguments (sys.argv by default), check them and the data, prepare the run directory (once),
     start every rank. Under torchrun each rank runs this: they join the process group first, global rank 0 checks
     and prepares while the others wait, and a failed check stops them all with rank 0's one message."""
-    with torchrun_group() as joined:
+    with torchrun_group(process_group_timeout(argv)) as joined:
         job = elastic_job()
         payload = prepare(argv, job) if joined is None else run_on_main_rank(lambda: prepare(argv, job), joined)
         args = payload[0]
         try:
-            launch(run, payload, args['usable_gpu'], args['cpu_processes'], joined)
+            launch(run, payload, args['usable_gpu'], args['cpu_processes'], joined,
+                   timeout_min=args['process_group_timeout_min'])
         except ProcessExitedException as error:  # a spawned rank 0 printed its `error:` line and exited with status 2
             if error.exit_code != EXIT_USER_ERROR:
                 raise
