@@ -24,6 +24,7 @@ import torch
 
 from data.curriculum import AUG_ROWS, SCHEDULES
 from models.student import INIT_MODES
+from trainer.hardware import machine_cuda_problem
 from trainer.methods import METHODS
 
 SYSTEM_ARGS = {
@@ -448,14 +449,19 @@ def _fail(key: str, value, allowed: str) -> None:
     raise SystemExit(f"argument '{key}': got {value!r}; {allowed}")
 
 
-def _check_gpus(usable_gpu: str) -> None:
-    """'' (all visible), 'cpu', or GPU ids like '0,1', which need CUDA."""
+def check_gpus(usable_gpu: str, cuda_problem: str) -> None:
+    """'' (all visible), 'cpu', or GPU ids like '0,1', which need CUDA. `cuda_problem` (trainer/hardware.py
+    machine_cuda_problem): why this machine's GPUs cannot be used, '' when they can or there are none; then only
+    usable_gpu=cpu runs, on the CPU on purpose, never silently."""
     text = usable_gpu.strip()
-    if text in ('', 'cpu'):
+    if text == 'cpu':
         return
-    if not re.fullmatch(r'\d+(\s*,\s*\d+)*', text):
+    if text and not re.fullmatch(r'\d+(\s*,\s*\d+)*', text):
         _fail('usable_gpu', usable_gpu, "expected GPU ids like '0,1', 'cpu' (none) or '' (all visible)")
-    if not torch.cuda.is_available():
+    if cuda_problem:
+        _fail('usable_gpu', usable_gpu, f'{cuda_problem}; or give usable_gpu=cpu to train on the CPU on purpose '
+              f'(under torchrun: CUDA_VISIBLE_DEVICES= hides the GPUs)')
+    if text and not torch.cuda.is_available():
         _fail('usable_gpu', usable_gpu, "no CUDA GPU is visible here; use usable_gpu=cpu (or leave it empty) to run "
               "on the CPU")
 
@@ -482,7 +488,7 @@ def check_values(args: dict) -> None:
     bad = [t for t in args['trials'] if t not in ('O', 'E', 'H')]
     if bad or not args['trials']:
         _fail('trials', args['trials'], """expected a non-empty list of 'O', 'E', 'H' (in bash: trials="['O','E']")""")
-    _check_gpus(args['usable_gpu'])
+    check_gpus(args['usable_gpu'], machine_cuda_problem())
     if is_demo(args):
         for key in DEMO_DATA_KEYS:
             if args[key]:

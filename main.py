@@ -28,6 +28,7 @@ from trainer import checkpoint
 from trainer.checkpoint import CheckpointWriteError, StaleCheckpointError
 from trainer.distributed import DistEnv, ElasticJob, elastic_job, launch, launched_by_torchrun, planned_world_size, \
     restart_store_note, run_on_main_rank, torchrun_group
+from trainer.hardware import set_up_rank
 from trainer.run import EXPORT_DIR, PhasesOutcome, final_cohort, final_lines, run_phases
 from utils.atomic import atomic_write_bytes
 from utils.errors import EXIT_USER_ERROR, UserError, exit_on_user_error, user_errors
@@ -85,10 +86,11 @@ def run(env: DistEnv, payload: Payload) -> None:
 
 
 def train_and_report(env: DistEnv, payload: Payload) -> None:
-    """One rank: seed, logger (rank 0 only), models, every training phase of the method, final evaluation of
-    the best state of the last phase, results.json and the export; at the end the outputs that could not be written
-    completely (metric files, plots, trackers) are listed."""
+    """One rank: numeric settings and the start line (trainer/hardware.py), seed, logger (rank 0 only), models, every
+    training phase of the method, final evaluation of the best state of the last phase, results.json and the export;
+    at the end the outputs that could not be written completely (metric files, plots, trackers) are listed."""
     args, run_dir, demo, data = payload
+    set_up_rank(env, args['tf32'], args['amp'], args['deterministic'])
     seed_everything(args['rand_seed'])
     logger = build_logger(args, run_dir, SOURCE_DIR, credentials=ENV_CREDENTIALS) if env.is_main else None
     if env.is_main and args['validation'] == 'test':
