@@ -24,7 +24,7 @@ import torch
 
 from data.curriculum import AUG_ROWS, SCHEDULES
 from models.student import INIT_MODES
-from trainer.hardware import machine_cuda_problem
+from utils.hardware import machine_cuda_problem
 from trainer.methods import METHODS
 
 SYSTEM_ARGS = {
@@ -450,7 +450,7 @@ def _fail(key: str, value, allowed: str) -> None:
 
 
 def check_gpus(usable_gpu: str, cuda_problem: str) -> None:
-    """'' (all visible), 'cpu', or GPU ids like '0,1', which need CUDA. `cuda_problem` (trainer/hardware.py
+    """'' (all visible), 'cpu', or GPU ids like '0,1', which need CUDA. `cuda_problem` (utils/hardware.py
     machine_cuda_problem): why this machine's GPUs cannot be used, '' when they can or there are none; then only
     usable_gpu=cpu runs, on the CPU on purpose, never silently."""
     text = usable_gpu.strip()

@@ -27,8 +27,7 @@ from models.teacher import load_ssl_config, make_tiny_teacher
 from trainer import checkpoint
 from trainer.checkpoint import CheckpointWriteError, StaleCheckpointError
 from trainer.distributed import DistEnv, ElasticJob, elastic_job, launch, launched_by_torchrun, planned_world_size, \
-    restart_store_note, run_on_main_rank, torchrun_group
-from trainer.hardware import set_up_rank
+    restart_store_note, run_on_main_rank, set_up_rank, torchrun_group
 from trainer.run import EXPORT_DIR, PhasesOutcome, final_cohort, final_lines, run_phases
 from utils.atomic import atomic_write_bytes
 from utils.errors import EXIT_USER_ERROR, UserError, exit_on_user_error, user_errors
@@ -86,7 +85,7 @@ def run(env: DistEnv, payload: Payload) -> None:
 
 
 def train_and_report(env: DistEnv, payload: Payload) -> None:
-    """One rank: numeric settings and the start line (trainer/hardware.py), seed, logger (rank 0 only), models, every
+    """One rank: numeric settings and the start line (set_up_rank), seed, logger (rank 0 only), models, every
     training phase of the method, final evaluation of the best state of the last phase, results.json and the export;
     at the end the outputs that could not be written completely (metric files, plots, trackers) are listed."""
     args, run_dir, demo, data = payload

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from arguments import SYSTEM_ARGS, check_gpus, get_args
-from trainer.hardware import CUBLAS_WORKSPACE, apply_numerics, start_line, unusable_cuda
+from utils.hardware import CUBLAS_WORKSPACE, apply_numerics, start_line, unusable_cuda
 
 
 @pytest.fixture

@@ -22,6 +22,7 @@ import torch.nn as nn
 from torch.distributed.nn.functional import all_reduce as differentiable_all_reduce
 
 from data.workers import STOP_SIGNALS, stop_signals_blocked
+from utils.hardware import apply_numerics, start_line
 from utils.errors import EXIT_USER_ERROR, UserError
 
 T = TypeVar('T')
@@ -312,3 +313,14 @@ def all_ranks_agree(flag: bool, env: DistEnv) -> bool:
     t = torch.tensor([0 if flag else 1], device=env.device)
     dist.all_reduce(t)
     return int(t.item()) == 0
+
+
+def set_up_rank(env: DistEnv, tf32: bool, amp: bool, deterministic: bool) -> None:
+    """Every rank, before its first CUDA operation: apply_numerics; then rank 0 prints the start line (every rank's
+    device gathered)."""
+    apply_numerics(tf32, deterministic)
+    name = torch.cuda.get_device_name(env.device) if env.device.type == 'cuda' else ''
+    ranks = gather_objects((str(env.device), name), env)
+    if env.is_main:
+        print(start_line([device for device, _ in ranks], [name for _, name in ranks if name],
+                         backend_of(env.device) if env.distributed else None, tf32, amp, deterministic), flush=True)

@@ -13,10 +13,9 @@ from __future__ import annotations
 
 import glob
 import os
+from contextlib import nullcontext
 
 import torch
-
-from trainer.distributed import DistEnv, backend_of, gather_objects
 
 CUBLAS_WORKSPACE = ':4096:8'  # CUBLAS_WORKSPACE_CONFIG for deterministic cuBLAS results (CUDA >= 10.2)
 GPU_DEVICE_NODES = '/dev/nvidia[0-9]*'  # one per GPU the NVIDIA driver exposes on Linux
@@ -80,12 +79,11 @@ def machine_cuda_problem() -> str:
                          torch.cuda.is_available(), torch.version.cuda)
 
 
-def set_up_rank(env: DistEnv, tf32: bool, amp: bool, deterministic: bool) -> None:
-    """Every rank, before its first CUDA operation: apply_numerics; then rank 0 prints the start line (every rank's
-    device gathered)."""
-    apply_numerics(tf32, deterministic)
-    name = torch.cuda.get_device_name(env.device) if env.device.type == 'cuda' else ''
-    ranks = gather_objects((str(env.device), name), env)
-    if env.is_main:
-        print(start_line([device for device, _ in ranks], [name for _, name in ranks if name],
-                         backend_of(env.device) if env.distributed else None, tf32, amp, deterministic), flush=True)
+
+def fp32_region(device: torch.device):
+    """A context in which autocast is off on `device` (also inside an enclosing autocast), so what runs there computes
+    in the precision of its inputs: the losses and every embedding for evaluation run in fp32 with amp=True. A
+    device type without autocast (meta) needs nothing switched off."""
+    if torch.amp.is_autocast_available(device.type):
+        return torch.autocast(device.type, enabled=False)
+    return nullcontext()
