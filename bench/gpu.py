@@ -36,6 +36,7 @@ from bench.paper_model import SIZES, attention_in_use, build_paper, joint_model,
 from bench.train_step import StepCase, measure_steps, print_steps
 from arguments import SYSTEM_ARGS
 from trainer.distributed import backend_of, free_port, join_group
+from utils.hardware import apply_numerics, precision_text
 
 GPU_SIZES = {'batch': 25, 'crop': 48000, 'seconds': [3.0, 8.0], 'embed_batch': 8, 'repeats': 5, 'warmup': 2}
 CPU_SIZES = {'batch': 2, 'crop': 16000, 'seconds': [1.0], 'embed_batch': 2, 'repeats': 1, 'warmup': 1}
@@ -76,6 +77,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.batch == 1:
         parser.error('argument --batch: expected 0 (by device) or a value >= 2 (BatchNorm needs 2 items in a batch)')
     device = apply_runtime_args(args)
+    apply_numerics(SYSTEM_ARGS['tf32'], deterministic=False)  # as a run with the default keys computes
     gpu = device.type == 'cuda'
     sizes = dict(GPU_SIZES if gpu else CPU_SIZES)
     sizes.update({k: v for k, v in (('batch', args.batch), ('repeats', args.repeats), ('warmup', args.warmup)) if v})
@@ -84,6 +86,8 @@ def main(argv: list[str] | None = None) -> None:
               'These figures only show that the script runs; they are not GPU figures.')
     print_table('one-process group', ['backend', 'init s', 'all_reduce ms', 'check'], process_group_check(device))
     precisions = {'fp32': False, 'bf16': True} if gpu else {'fp32': False}
+    shown = [f'{name} = {precision_text(device.type, SYSTEM_ARGS["tf32"], amp)}' for name, amp in precisions.items()]
+    print(f"precisions: {'; '.join(shown)} (tf32={SYSTEM_ARGS['tf32']}, the default)")
     with tempfile.TemporaryDirectory() as folder:
         model_dir = save_random_teacher(os.path.join(folder, 'teacher'), args.model)
         built = {attention: build_paper(model_dir, attention) for attention in ('eager', 'sdpa')}

@@ -7,6 +7,8 @@ import pytest
 import torch
 
 from arguments import SYSTEM_ARGS, check_gpus, get_args
+from trainer.distributed import local_rank_device
+from utils.errors import UserError
 from utils.hardware import CUBLAS_WORKSPACE, apply_numerics, start_line, unusable_cuda
 
 
@@ -81,3 +83,10 @@ def test_unusable_gpus_stop_the_run_unless_the_cpu_is_asked_for():
         assert '/dev/nvidia0' in str(stop.value)
     check_gpus('cpu', problem)  # on purpose: runs, and the start line says cpu
     check_gpus('', '')
+
+
+def test_torchrun_local_ranks_get_their_gpu_or_a_clear_error():
+    assert local_rank_device(0, 0) == torch.device('cpu') and local_rank_device(3, 0) == torch.device('cpu')
+    assert local_rank_device(1, 2) == torch.device('cuda', 1)
+    with pytest.raises(UserError, match=r'local rank 2, but this node has 2 visible GPU\(s\).*--nproc_per_node=2'):
+        local_rank_device(2, 2)

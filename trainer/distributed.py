@@ -132,6 +132,18 @@ def _worker(index: int, fn: Callable, world_size: int, devices: list[str], port:
                 dist.destroy_process_group()
 
 
+def local_rank_device(local_rank: int, gpus: int) -> torch.device:
+    """The device of torchrun's local rank `local_rank` on a node with `gpus` visible GPUs: cuda:<local rank>, or the
+    CPU where there is no GPU. More processes than GPUs is a UserError (two ranks on one GPU make nccl fail later,
+    obscurely)."""
+    if gpus == 0:
+        return torch.device('cpu')
+    if local_rank >= gpus:
+        raise UserError(f'torchrun started local rank {local_rank}, but this node has {gpus} visible GPU(s) '
+                        f'(cuda:0..cuda:{gpus - 1}): give --nproc_per_node={gpus} or fewer, one process per GPU')
+    return torch.device('cuda', local_rank)
+
+
 @contextmanager
 def torchrun_group(timeout_min: float) -> Iterator[DistEnv | None]:
     """Under torchrun: join its process group for the block (gloo on CPU; nccl on the GPU LOCAL_RANK names), waiting
@@ -142,7 +154,7 @@ def torchrun_group(timeout_min: float) -> Iterator[DistEnv | None]:
         return
     rank, world = int(os.environ['RANK']), int(os.environ['WORLD_SIZE'])
     local = int(os.environ.get('LOCAL_RANK', 0))
-    device = torch.device(f'cuda:{local}') if torch.cuda.is_available() else torch.device('cpu')
+    device = local_rank_device(local, torch.cuda.device_count() if torch.cuda.is_available() else 0)
     if device.type == 'cuda':
         torch.cuda.set_device(device)
     join_group(backend_of(device), timeout_min)
