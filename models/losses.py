@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from utils.hardware import fp32_region
+from utils.hardware import fp32_region, upcast
 
 FRAME_REDUCTIONS = {'sum': torch.sum, 'mean': torch.mean}
 
@@ -45,10 +45,10 @@ class DistilHuBERTLoss(nn.Module):
             raise ValueError(f"DistilHuBERTLoss: student state {tuple(student_last.shape)} and teacher states "
                              f"{tuple(teacher_hidden.shape)} disagree on [B, T, H]")
         with fp32_region(student_last.device):
-            student_last = student_last.float()  # [B, T, H]
+            student_last = upcast(student_last)  # [B, T, H]
             per_row = student_last.new_zeros(student_last.shape[0])  # [B]
             for layer, head in zip(self.target_layer_idx, self.heads):
-                predicted, target = head(student_last), teacher_hidden[:, layer].float()  # [B, T, H]
+                predicted, target = head(student_last), upcast(teacher_hidden[:, layer])  # [B, T, H]
                 l1 = (predicted - target).abs().mean(dim=(1, 2))  # [B]
                 log_cos = F.logsigmoid(F.cosine_similarity(predicted, target, dim=-1))  # [B, T]
                 per_row = per_row + l1 - self.cos_lambda * self.reduce_frames(log_cos, dim=1)  # [B]
@@ -75,7 +75,7 @@ class SoftmaxLoss(nn.Module):
     def forward(self, embedding: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """embedding [B, E], labels [B] → scalar loss."""
         with fp32_region(embedding.device):
-            logits = self.classifier(embedding.float())  # [B, C]
+            logits = self.classifier(upcast(embedding))  # [B, C]
             return F.cross_entropy(logits, labels, weight=self.class_weights)
 
     def class_directions(self) -> torch.Tensor:
@@ -106,7 +106,7 @@ class AAMSoftmaxLoss(nn.Module):
     def forward(self, embedding: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """embedding [B, E], labels [B] → scalar loss."""
         with fp32_region(embedding.device):
-            cosine = F.linear(F.normalize(embedding.float()), F.normalize(self.weight))  # [B, C]
+            cosine = F.linear(F.normalize(upcast(embedding)), F.normalize(self.weight))  # [B, C]
             sine = (1.0 - cosine.pow(2)).clamp(min=1e-7, max=1.0).sqrt()  # [B, C], floored: finite gradient at |cos|=1
             shifted = cosine * math.cos(self.margin) - sine * math.sin(self.margin)  # cos(θ + m), [B, C]
             # past θ = π − m, cos(θ + m) stops decreasing: the usual linear extension (ArcFace's easy_margin=False)
@@ -149,4 +149,4 @@ def embedding_mse(student_emb: torch.Tensor, teacher_emb: torch.Tensor) -> torch
         raise ValueError(f"embedding_mse: shapes differ: student {tuple(student_emb.shape)}, "
                          f"teacher {tuple(teacher_emb.shape)}")
     with fp32_region(student_emb.device):
-        return F.mse_loss(student_emb.float(), teacher_emb.detach().float())
+        return F.mse_loss(upcast(student_emb), upcast(teacher_emb.detach()))

@@ -87,3 +87,9 @@ def fp32_region(device: torch.device):
     if torch.amp.is_autocast_available(device.type):
         return torch.autocast(device.type, enabled=False)
     return nullcontext()
+
+
+def upcast(tensor: torch.Tensor) -> torch.Tensor:
+    """`tensor` in fp32 when it is in a 16-bit float type (what autocast produced), otherwise as it is (fp32, and
+    float64 where a test computes in double)."""
+    return tensor.float() if tensor.dtype in (torch.bfloat16, torch.float16) else tensor
