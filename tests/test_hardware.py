@@ -7,9 +7,15 @@ import pytest
 import torch
 
 from arguments import SYSTEM_ARGS, check_gpus, get_args
-from trainer.distributed import local_rank_device
+from data.bundle import build_data
+from helpers_trainer import tiny_arguments
+from trainer.distributed import DistEnv, local_rank_device
+from trainer.loop import train_step
+from trainer.methods import JOINT
+from trainer.run import build_parts, build_trainer
 from utils.errors import UserError
 from utils.hardware import CUBLAS_WORKSPACE, apply_numerics, start_line, unusable_cuda
+from utils.seed import seed_everything
 
 
 @pytest.fixture
@@ -90,3 +96,24 @@ def test_torchrun_local_ranks_get_their_gpu_or_a_clear_error():
     assert local_rank_device(1, 2) == torch.device('cuda', 1)
     with pytest.raises(UserError, match=r'local rank 2, but this node has 2 visible GPU\(s\).*--nproc_per_node=2'):
         local_rank_device(2, 2)
+
+
+def test_a_training_step_runs_with_deterministic_algorithms(root, numerics):
+    """deterministic=True raises for an operation without a deterministic kernel: the joint step of the CPU has none
+    such, and gives the same losses as with torch's defaults (the CPU's kernels are deterministic either way)."""
+    env = DistEnv(0, 1, torch.device('cpu'))
+    losses = {}
+    for deterministic in (False, True):
+        apply_numerics(tf32=True, deterministic=deterministic)
+        args = get_args(tiny_arguments(root, deterministic=deterministic))
+        data = build_data(args)
+        seed_everything(args['rand_seed'])
+        trainer = build_trainer(args, env, data, None, root, build_parts(args, env, data), JOINT, best_name='unused',
+                                log_prefix='', label='')
+        trainer.train_set.set_epoch(1)
+        trainer.sampler.set_epoch(1)
+        batch = next(iter(trainer.loader))
+        seed_everything(args['rand_seed'], 1, 0)
+        trainer.model.train()
+        losses[deterministic] = train_step(trainer.model, trainer.targets_of, batch, trainer.optimizer, env, amp=False)
+    assert losses[True] == losses[False] and losses[True]['loss'] > 0
