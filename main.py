@@ -89,7 +89,7 @@ def train_and_report(env: DistEnv, payload: Payload) -> None:
     training phase of the method, final evaluation of the best state of the last phase, results.json and the export;
     at the end the outputs that could not be written completely (metric files, plots, trackers) are listed."""
     args, run_dir, demo, data = payload
-    set_up_rank(env, args['tf32'], args['amp'], args['deterministic'])
+    set_up_rank(env, args['tf32'], args['amp'], args['deterministic'], args['process_group_timeout_min'])
     seed_everything(args['rand_seed'])
     logger = build_logger(args, run_dir, SOURCE_DIR, credentials=ENV_CREDENTIALS) if env.is_main else None
     if env.is_main and args['validation'] == 'test':

@@ -56,17 +56,18 @@ def test_tf32_and_deterministic_are_set_explicitly_both_ways(numerics):
 
 
 def test_start_line_names_devices_world_size_backend_precision_and_determinism():
-    assert start_line(['cpu'], [], None, tf32=True, amp=False, deterministic=False) == \
+    assert start_line(['cpu'], [], None, tf32=True, amp=False, deterministic=False, timeout_min=60.0) == \
         'hardware: 1 process on cpu, no process group | precision: fp32 | deterministic: off'
-    assert start_line(['cpu', 'cpu'], [], 'gloo', tf32=True, amp=True, deterministic=True) == \
-        ('hardware: 2 processes on cpu, gloo process group | precision: fp32 (amp=True applies to GPUs only) | '
-         'deterministic: on')
+    assert start_line(['cpu', 'cpu'], [], 'gloo', tf32=True, amp=True, deterministic=True, timeout_min=60.0) == \
+        ('hardware: 2 processes on cpu, gloo process group (process_group_timeout_min=60) | precision: fp32 '
+         '(amp=True applies to GPUs only) | deterministic: on')
     assert start_line(['cuda:0', 'cuda:1'], ['NVIDIA H100', 'NVIDIA H100'], 'nccl', tf32=True, amp=False,
-                      deterministic=False) == ('hardware: 2 processes on cuda:0, cuda:1 (NVIDIA H100), nccl process '
-                                               'group | precision: TF32 (matmul + cuDNN) | deterministic: off')
-    assert 'precision: fp32 (TF32 off) |' in start_line(['cuda:0'], ['A100'], None, False, False, False)
+                      deterministic=False, timeout_min=90.0) == (
+        'hardware: 2 processes on cuda:0, cuda:1 (NVIDIA H100), nccl process group (process_group_timeout_min=90) | '
+        'precision: TF32 (matmul + cuDNN) | deterministic: off')
+    assert 'precision: fp32 (TF32 off) |' in start_line(['cuda:0'], ['A100'], None, False, False, False, 60.0)
     assert ('precision: bf16 autocast in the training step, TF32 (matmul + cuDNN) elsewhere (losses, validation, '
-            'evaluation)') in start_line(['cuda:0'], ['A100'], None, True, True, False)
+            'evaluation)') in start_line(['cuda:0'], ['A100'], None, True, True, False, 60.0)
 
 
 def test_gpus_torch_cannot_use_are_named():

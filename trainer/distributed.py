@@ -327,7 +327,7 @@ def all_ranks_agree(flag: bool, env: DistEnv) -> bool:
     return int(t.item()) == 0
 
 
-def set_up_rank(env: DistEnv, tf32: bool, amp: bool, deterministic: bool) -> None:
+def set_up_rank(env: DistEnv, tf32: bool, amp: bool, deterministic: bool, timeout_min: float) -> None:
     """Every rank, before its first CUDA operation: apply_numerics; then rank 0 prints the start line (every rank's
     device gathered)."""
     apply_numerics(tf32, deterministic)
@@ -335,4 +335,5 @@ def set_up_rank(env: DistEnv, tf32: bool, amp: bool, deterministic: bool) -> Non
     ranks = gather_objects((str(env.device), name), env)
     if env.is_main:
         print(start_line([device for device, _ in ranks], [name for _, name in ranks if name],
-                         backend_of(env.device) if env.distributed else None, tf32, amp, deterministic), flush=True)
+                         backend_of(env.device) if env.distributed else None, tf32, amp, deterministic,
+                         timeout_min), flush=True)

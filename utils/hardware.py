@@ -46,13 +46,15 @@ def precision_text(device_type: str, tf32: bool, amp: bool) -> str:
 
 
 def start_line(devices: list[str], names: list[str], backend: str | None, tf32: bool, amp: bool,
-               deterministic: bool) -> str:
+               deterministic: bool, timeout_min: float) -> str:
     """The line every run starts with: each rank's device (`names`: GPU model names, or [] on the CPU), the world size,
-    the process-group backend (None: one process, no group), the precision and whether algorithms are deterministic."""
+    the process-group backend (None: one process, no group) with its timeout, the precision and whether algorithms
+    are deterministic. (nccl's watchdog reports an expired timeout in its own words: this line names the key.)"""
     where = ', '.join(devices) if len(set(devices)) > 1 else devices[0]
     if names:
         where += f" ({', '.join(sorted(set(names)))})"
-    group = f'{backend} process group' if backend else 'no process group'
+    group = (f'{backend} process group (process_group_timeout_min={timeout_min:g})' if backend
+             else 'no process group')
     processes = f"{len(devices)} process{'es' if len(devices) > 1 else ''}"
     precision = precision_text(devices[0].split(':')[0], tf32, amp)
     switch = 'on' if deterministic else 'off'
