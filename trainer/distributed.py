@@ -318,6 +318,16 @@ def gather_objects(obj, env: DistEnv) -> list:
     return out
 
 
+def gather_to_main(obj, env: DistEnv) -> list | None:
+    """Every rank's `obj` in rank order on rank 0 (None on the others): only rank 0 receives, so large results (the
+    embeddings of 145 k utterances) are not copied to every rank, nor through every GPU under nccl."""
+    if not env.distributed:
+        return [obj]
+    out = [None] * env.world_size if env.is_main else None
+    dist.gather_object(obj, out, dst=0)
+    return out
+
+
 def all_ranks_agree(flag: bool, env: DistEnv) -> bool:
     """True only if `flag` is True on every rank (so all ranks take the same branch)."""
     if not env.distributed:

@@ -15,7 +15,7 @@ from torch.utils.data import DataLoader, Dataset, Subset
 
 from data.trials import Trials, trial_index
 from data.workers import ignore_stop_signals, stop_signals_blocked
-from trainer.distributed import DistEnv, gather_objects
+from trainer.distributed import DistEnv, gather_to_main
 from utils.hardware import fp32_region
 from utils.metrics import verification_metrics
 from utils.score_norm import CohortStats, as_norm, effective_top_n, top_cohort_stats
@@ -52,7 +52,7 @@ def extract_embeddings(embed: Callable[[torch.Tensor], torch.Tensor], eval_set: 
                 full_out.append(embed(x).float().cpu().numpy()[0])  # [E]
             tta_out.append(embed(segments.to(env.device, non_blocking=True)).float().cpu().numpy())  # [K, E]
             rows.append(i)
-    shards = gather_objects((rows, full_out, tta_out), env)
+    shards = gather_to_main((rows, full_out, tta_out), env)
     if not env.is_main:
         return None
     order = np.concatenate([np.asarray(r, dtype=np.int64) for r, _, _ in shards])
