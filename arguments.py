@@ -72,8 +72,15 @@ SYSTEM_ARGS = {
     'usable_gpu': '',                       # GPU ids to spawn on, e.g. '0,1'; '' = all visible; 'cpu' = none
                                             # (ignored under torchrun: each rank uses the GPU LOCAL_RANK names)
     'cpu_processes': 1,                     # processes (gloo) when no GPU is used (ignored under torchrun)
-    'amp': False,                           # bf16 autocast on GPU (ignored on CPU): an opt-in deviation from the
-                                            # released fp32, its effect on EER not measured yet
+    'amp': False,                           # bf16 autocast of the training step on GPU (ignored on CPU): an opt-in
+                                            # deviation, its effect on EER not measured; losses, validation and
+                                            # evaluation stay fp32
+    'tf32': True,                           # TF32 tensor cores for matmul and cuDNN on Ampere+ GPUs, as the release's
+                                            # container (NGC 23.08) had them; False = strict fp32
+    'deterministic': False,                 # deterministic GPU algorithms (slower): a resumed run then equals an
+                                            # uninterrupted one on a GPU too (on the CPU it always does)
+    'process_group_timeout_min': 60.0,      # minutes a rank waits for the others (nccl and gloo): rank 0 lists and
+                                            # checks the data while the others wait
 }
 
 EXPERIMENT_ARGS = {
@@ -195,7 +202,7 @@ NULLABLE = {'student_dropout': float, 'student_layerdrop': float, 'student_mask_
 # other values of these; any other difference is refused (see differing_arguments).
 RUN_NEUTRAL_KEYS = ('name', 'tags', 'description', 'use_wandb', 'wandb_user', 'wandb_token', 'use_neptune',
                     'neptune_user', 'neptune_token', 'neptune_mode', 'num_workers', 'log_interval_s', 'path_demo',
-                    'usable_gpu', 'cpu_processes')
+                    'usable_gpu', 'cpu_processes', 'process_group_timeout_min')
 ARGUMENTS_FILE = 'arguments.json'  # the arguments a run was started with, in its run directory (tokens masked)
 # Keys that take one folder or a list of folders.
 PATH_LIST_KEYS = ('path_train', 'path_test')
@@ -255,6 +262,7 @@ RANGES = {
     'val_trials': Range(2, why='a target and a non-target trial at least'),
     'num_workers': Range(0), 'log_interval_s': Range(0.0),
     'cpu_processes': Range(1),
+    'process_group_timeout_min': Range(0.0, low_open=True),
     'epoch': Range(1), 'epoch_KD': Range(1),
     'batch_size': Range(2, why='BatchNorm needs 2 items per process'),
     'rand_seed': Range(0),
@@ -345,6 +353,23 @@ def parse_overrides(argv: list[str], defaults: dict) -> dict:
         default = defaults[key]
         overrides[key] = _parse_value(key, text, default.value if isinstance(default, Chosen) else default)
     return overrides
+
+
+def process_group_timeout(argv: list[str] | None = None) -> float:
+    """process_group_timeout_min as given in `argv` (sys.argv by default), else its default: what torchrun's ranks join
+    their process group with, before rank 0 reads and checks the arguments. A given value that does not parse or lies
+    out of range is not used here, and rank 0's check of the arguments then stops the run naming it."""
+    key = 'process_group_timeout_min'
+    argv = sys.argv[1:] if argv is None else argv
+    given = [item for item in argv if item.split('=', 1)[0].strip() == key and '=' in item]
+    if given:
+        try:
+            value = parse_overrides(given[-1:], SYSTEM_ARGS)[key]
+        except SystemExit:
+            return SYSTEM_ARGS[key]
+        if RANGES[key].holds(value):
+            return value
+    return SYSTEM_ARGS[key]
 
 
 def is_demo(args: dict) -> bool:
@@ -495,11 +520,17 @@ def _fail(key: str, value, allowed: str) -> None:
     raise SystemExit(f"argument '{key}': got {value!r}; {allowed}")
 
 
-def check_devices(usable_gpu: str, visible_gpus: int) -> None:
-    """usable_gpu (its form checked by check_values) names only GPUs among the `visible_gpus` CUDA devices. Part of
-    check_settings."""
+def check_devices(usable_gpu: str, visible_gpus: int, cuda_problem: str) -> None:
+    """usable_gpu (its form checked by check_values) names only GPUs among the `visible_gpus` CUDA devices, and a
+    machine whose GPUs torch cannot use (`cuda_problem`, utils/hardware.py machine_cuda_problem; '' when they can or
+    there are none) runs only with usable_gpu=cpu, on the CPU on purpose, never silently. Part of check_settings."""
     text = usable_gpu.strip()
-    if text in ('', 'cpu'):
+    if text == 'cpu':
+        return
+    if cuda_problem:
+        _fail('usable_gpu', usable_gpu, f'{cuda_problem}; or give usable_gpu=cpu to train on the CPU on purpose '
+              f'(under torchrun: CUDA_VISIBLE_DEVICES= hides the GPUs)')
+    if not text:
         return
     if not visible_gpus:
         _fail('usable_gpu', usable_gpu, "no CUDA GPU is visible here; use usable_gpu=cpu (or leave it empty) to run "
@@ -589,6 +620,7 @@ class Facts:
     """What the settings are checked against besides themselves."""
     world_size: int  # processes the run will have
     visible_gpus: int  # CUDA GPUs this machine shows
+    cuda_problem: str  # why this machine's GPUs cannot be used ('' when they can or there are none)
     teacher_layers: int  # transformer layers of the teacher's config
     teacher_hidden: int  # its hidden size
     phases: tuple[str, ...]  # the phases this run trains, in order (trainer/methods.py: phases_of)
@@ -599,7 +631,7 @@ def check_settings(args: dict, facts: Facts) -> list[str]:
     """The settings check: stop, naming the key, when a setting cannot work with this machine, the data paths, the
     teacher or the run it resumes; called once, before anything is loaded (the values themselves were checked by
     get_args: check_values). Returns the notes to print (what a resume accepts although it differs)."""
-    check_devices(args['usable_gpu'], facts.visible_gpus)
+    check_devices(args['usable_gpu'], facts.visible_gpus, facts.cuda_problem)
     check_args(args, facts.world_size)
     check_teacher_args(args, facts.teacher_layers, facts.teacher_hidden)
     return [] if facts.resume is None else check_resume(args, facts.resume, facts.phases)

@@ -13,7 +13,7 @@ import os
 import sys
 
 from arguments import (ARGUMENTS_FILE, ENV_CREDENTIALS, EXPERIMENT_ARGS, SYSTEM_ARGS, Facts, ResumeFacts,
-                       check_settings, is_demo, origin_lines, public_args, resolve_args)
+                       check_settings, is_demo, origin_lines, process_group_timeout, public_args, resolve_args)
 from utils.errors import EXIT_USER_ERROR, UserError, exit_on_user_error, one_line, user_errors
 
 
@@ -46,10 +46,12 @@ from models.teacher import load_ssl_config, make_tiny_teacher  # noqa: E402
 from trainer import checkpoint  # noqa: E402
 from trainer.checkpoint import CheckpointWriteError, StaleCheckpointError, UnsafeCheckpointError  # noqa: E402
 from trainer.distributed import (DistEnv, ElasticJob, elastic_job, launch, launched_by_torchrun,  # noqa: E402
-                                 planned_world_size, restart_store_note, run_on_main_rank, torchrun_group, visible_gpus)
+                                 planned_world_size, restart_store_note, run_on_main_rank, set_up_rank, torchrun_group,
+                                 visible_gpus)
 from trainer.methods import phases_of  # noqa: E402
 from trainer.run import EXPORT_DIR, PhasesOutcome, final_cohort, final_lines, read_summary, run_phases  # noqa: E402
 from utils.atomic import atomic_write_bytes  # noqa: E402
+from utils.hardware import machine_cuda_problem  # noqa: E402
 from utils.seed import seed_everything  # noqa: E402
 
 SOURCE_DIR = os.path.dirname(os.path.abspath(__file__))
@@ -105,10 +107,11 @@ def run(env: DistEnv, payload: Payload) -> None:
 
 
 def train_and_report(env: DistEnv, payload: Payload) -> None:
-    """One rank: seed, logger (rank 0 only), models, every training phase of the method, final evaluation of
-    the best state of the last phase, results.json and the export; at the end the outputs that could not be written
-    completely (metric files, plots, trackers) are listed."""
+    """One rank: numeric settings and the start line (set_up_rank), seed, logger (rank 0 only), models, every
+    training phase of the method, final evaluation of the best state of the last phase, results.json and the export;
+    at the end the outputs that could not be written completely (metric files, plots, trackers) are listed."""
     args, run_dir, demo, data = payload
+    set_up_rank(env, args['tf32'], args['amp'], args['deterministic'], args['process_group_timeout_min'])
     seed_everything(args['rand_seed'])
     logger = build_logger(args, run_dir, SOURCE_DIR, credentials=ENV_CREDENTIALS) if env.is_main else None
     if env.is_main and args['validation'] == 'test':
@@ -244,7 +247,8 @@ def prepare(argv: list[str] | None, job: ElasticJob | None) -> Payload:
         resume = args['resume'] or elastic_restart_resumes(wanted, job)
         layers_count, hidden = teacher_shape(args)
         facts = Facts(world_size=planned_world_size(args['usable_gpu'], args['cpu_processes']),
-                      visible_gpus=visible_gpus(), teacher_layers=layers_count, teacher_hidden=hidden,
+                      visible_gpus=visible_gpus(), cuda_problem=machine_cuda_problem(),
+                      teacher_layers=layers_count, teacher_hidden=hidden,
                       phases=tuple(phase.name for phase in phases_of(args)),
                       resume=resume_facts(wanted) if resume else None)
         for note in check_settings({**args, 'resume': resume}, facts):
@@ -265,12 +269,13 @@ def main(argv: list[str] | None = None) -> None:
     """Parse `key=value` arguments (sys.argv by default), check them and the data, prepare the run directory (once),
     start every rank. Under torchrun each rank runs this: they join the process group first, global rank 0 checks
     and prepares while the others wait, and a failed check stops them all with rank 0's one message."""
-    with torchrun_group() as joined:
+    with torchrun_group(process_group_timeout(argv)) as joined:
         job = elastic_job()
         payload = prepare(argv, job) if joined is None else run_on_main_rank(lambda: prepare(argv, job), joined)
         args = payload[0]
         try:
-            launch(run, payload, args['usable_gpu'], args['cpu_processes'], joined)
+            launch(run, payload, args['usable_gpu'], args['cpu_processes'], joined,
+                   timeout_min=args['process_group_timeout_min'])
         except ProcessExitedException as error:  # a spawned rank 0 printed its `error:` line and exited with status 2
             if error.exit_code != EXIT_USER_ERROR:
                 raise

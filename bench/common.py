@@ -39,7 +39,8 @@ def at_least(low: float, kind: type = int, why: str = '') -> Callable[[str], flo
 
 def add_runtime_args(parser: argparse.ArgumentParser, repeats: int, warmup: int = 1) -> None:
     """The options every script shares: device, CPU threads, measured rounds and warm-up runs."""
-    parser.add_argument('--device', default='auto', help="'auto' (GPU when visible), 'cpu' or 'cuda:N'")
+    parser.add_argument('--device', default='auto', help="'auto' (GPU when visible), 'cpu', 'cuda' (= cuda:0) or "
+                        "'cuda:N'")
     parser.add_argument('--threads', type=at_least(0), default=0, help='torch CPU threads (0 = torch default)')
     by_device = ' (0 = by device)' if repeats == 0 else ''
     parser.add_argument('--repeats', type=at_least(0 if by_device else 1), default=repeats,
@@ -58,10 +59,14 @@ def apply_runtime_args(args: argparse.Namespace) -> torch.device:
 
 
 def pick_device(name: str) -> torch.device:
-    """'auto' → the first GPU when one is visible, else the CPU; otherwise the named device."""
+    """'auto' → the first GPU when one is visible, else the CPU; otherwise the named device, a GPU always with its
+    index ('cuda' is 'cuda:0'), as torch.cuda.set_device and a process group's device_id need it."""
     if name == 'auto':
         return torch.device('cuda:0' if torch.cuda.is_available() else 'cpu')
-    return torch.device(name)
+    device = torch.device(name)
+    if device.type == 'cuda' and device.index is None:
+        return torch.device('cuda', 0)
+    return device
 
 
 def synchronize(device: torch.device) -> None:

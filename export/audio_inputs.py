@@ -79,7 +79,7 @@ def embed_paths(model: SpeakerRuntime, paths: list[str], keys: list[str], device
     utts = [Utterance(path=path, key=key, speaker='') for path, key in zip(paths, keys)]
     eval_set = EvalSet(utts, model.seg_size, model.num_seg)
     full, tta = extract_embeddings(model.embed, eval_set, DistEnv(rank=0, world_size=1, device=device),
-                                   num_workers=0, amp=False, full=True)
+                                   num_workers=0, full=True)
     return full, tta  # [N, E], [N, K, E]
 
 

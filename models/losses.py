@@ -1,4 +1,9 @@
-"""Losses: DistilHuBERT hidden-state KD, speaker classification (softmax / AAM-softmax), embedding MSE."""
+"""Losses: DistilHuBERT hidden-state KD, speaker classification (softmax / AAM-softmax), embedding MSE.
+
+Every loss computes in fp32, also inside bf16 autocast (amp=True): its inputs are cast up and autocast is off within
+(utils/hardware.py fp32_region). A bf16 cosine has about 3 significant digits; times an AAM scale of 32 that is
+±0.1 in a logit, and the KD heads' L1 and cosine terms would lose as much.
+"""
 from __future__ import annotations
 
 import math
@@ -8,6 +13,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from utils.hardware import fp32_region, upcast
 
 FRAME_REDUCTIONS = {'sum': torch.sum, 'mean': torch.mean}
 
@@ -37,13 +44,15 @@ class DistilHuBERTLoss(nn.Module):
         if student_last.shape != teacher_hidden[:, 0].shape:
             raise ValueError(f"DistilHuBERTLoss: student state {tuple(student_last.shape)} and teacher states "
                              f"{tuple(teacher_hidden.shape)} disagree on [B, T, H]")
-        per_row = student_last.new_zeros(student_last.shape[0])  # [B]
-        for layer, head in zip(self.target_layer_idx, self.heads):
-            predicted, target = head(student_last), teacher_hidden[:, layer]  # [B, T, H]
-            l1 = (predicted - target).abs().mean(dim=(1, 2))  # [B]
-            log_cos = F.logsigmoid(F.cosine_similarity(predicted, target, dim=-1))  # [B, T]
-            per_row = per_row + l1 - self.cos_lambda * self.reduce_frames(log_cos, dim=1)  # [B]
-        return per_row.mean()
+        with fp32_region(student_last.device):
+            student_last = upcast(student_last)  # [B, T, H]
+            per_row = student_last.new_zeros(student_last.shape[0])  # [B]
+            for layer, head in zip(self.target_layer_idx, self.heads):
+                predicted, target = head(student_last), upcast(teacher_hidden[:, layer])  # [B, T, H]
+                l1 = (predicted - target).abs().mean(dim=(1, 2))  # [B]
+                log_cos = F.logsigmoid(F.cosine_similarity(predicted, target, dim=-1))  # [B, T]
+                per_row = per_row + l1 - self.cos_lambda * self.reduce_frames(log_cos, dim=1)  # [B]
+            return per_row.mean()
 
 
 def class_weights_from_counts(counts: Sequence[int] | np.ndarray) -> torch.Tensor:
@@ -65,7 +74,9 @@ class SoftmaxLoss(nn.Module):
 
     def forward(self, embedding: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """embedding [B, E], labels [B] → scalar loss."""
-        return F.cross_entropy(self.classifier(embedding), labels, weight=self.class_weights)
+        with fp32_region(embedding.device):
+            logits = self.classifier(upcast(embedding))  # [B, C]
+            return F.cross_entropy(logits, labels, weight=self.class_weights)
 
     def class_directions(self) -> torch.Tensor:
         """The classifier's weight rows, [C, E]: row c scores class c (the bias is not a direction)."""
@@ -94,15 +105,16 @@ class AAMSoftmaxLoss(nn.Module):
 
     def forward(self, embedding: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """embedding [B, E], labels [B] → scalar loss."""
-        cosine = F.linear(F.normalize(embedding), F.normalize(self.weight))  # [B, C]
-        sine = (1.0 - cosine.pow(2)).clamp(min=1e-7, max=1.0).sqrt()  # [B, C], floored: finite gradient at |cos| = 1
-        shifted = cosine * math.cos(self.margin) - sine * math.sin(self.margin)  # cos(θ + m), [B, C]
-        # past θ = π − m, cos(θ + m) stops decreasing: use the usual linear extension (ArcFace's easy_margin=False)
-        shifted = torch.where(cosine > math.cos(math.pi - self.margin), shifted,
-                              cosine - math.sin(math.pi - self.margin) * self.margin)  # [B, C]
-        target = F.one_hot(labels, cosine.shape[1]).bool()  # [B, C]
-        logits = self.scale * torch.where(target, shifted, cosine)  # [B, C]
-        return F.cross_entropy(logits, labels, weight=self.class_weights)
+        with fp32_region(embedding.device):
+            cosine = F.linear(F.normalize(upcast(embedding)), F.normalize(self.weight))  # [B, C]
+            sine = (1.0 - cosine.pow(2)).clamp(min=1e-7, max=1.0).sqrt()  # [B, C], floored: finite gradient at |cos|=1
+            shifted = cosine * math.cos(self.margin) - sine * math.sin(self.margin)  # cos(θ + m), [B, C]
+            # past θ = π − m, cos(θ + m) stops decreasing: the usual linear extension (ArcFace's easy_margin=False)
+            shifted = torch.where(cosine > math.cos(math.pi - self.margin), shifted,
+                                  cosine - math.sin(math.pi - self.margin) * self.margin)  # [B, C]
+            target = F.one_hot(labels, cosine.shape[1]).bool()  # [B, C]
+            logits = self.scale * torch.where(target, shifted, cosine)  # [B, C]
+            return F.cross_entropy(logits, labels, weight=self.class_weights)
 
     def class_directions(self) -> torch.Tensor:
         """The class weight rows, [C, E] (only their directions count)."""
@@ -136,4 +148,5 @@ def embedding_mse(student_emb: torch.Tensor, teacher_emb: torch.Tensor) -> torch
     if student_emb.shape != teacher_emb.shape:
         raise ValueError(f"embedding_mse: shapes differ: student {tuple(student_emb.shape)}, "
                          f"teacher {tuple(teacher_emb.shape)}")
-    return F.mse_loss(student_emb, teacher_emb.detach())
+    with fp32_region(student_emb.device):
+        return F.mse_loss(upcast(student_emb), upcast(teacher_emb.detach()))

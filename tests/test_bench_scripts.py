@@ -17,6 +17,7 @@ import subprocess
 import sys
 
 import pytest
+import torch
 
 REPOSITORY = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FAST = ['--repeats', '1', '--warmup', '0', '--threads', '1']
@@ -156,6 +157,7 @@ def test_augment_rates_for_every_type(report):
 def test_gpu_script(report):
     out = run(report, 'bench/gpu.py')
     assert 'CPU FALLBACK' in out                                  # --device cpu: it says so, GPU or not
+    assert 'precisions: fp32 = fp32 (tf32=True, the default)' in out
     assert re.search(r'\| gloo +\| [\d.]+ +\| [\d.]+ +\| ok +\|', out)
     for title in ('os_kdft2 training step on cpu', 'speed-up over "eager, fp32"', 'speaker embedding on cpu',
                   'parameters'):
@@ -167,3 +169,10 @@ def test_vox2_scale_measures_both_indexes(report):
     assert rows[0][0].endswith('(old)') and rows[1][0].endswith('(new)') and rows[0][1] == rows[1][1] == '200'
     for row in rows[:2]:
         assert float(row[-1]) > 0 and all(float(cell) > 0 for cell in row[4:8])  # PSS read for main and worker
+
+
+def test_a_named_gpu_gets_its_index():
+    """torch.cuda.set_device and init_process_group(device_id=...) need an index: '--device cuda' is cuda:0."""
+    from bench.common import pick_device
+    assert pick_device('cuda') == torch.device('cuda', 0) and pick_device('cuda:3') == torch.device('cuda', 3)
+    assert pick_device('cpu') == torch.device('cpu')

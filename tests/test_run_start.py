@@ -59,6 +59,13 @@ def restarted(root):
     return dict(left=left, out=out.getvalue(), run=_run_dir(root, 'again'))
 
 
+def test_a_run_starts_with_its_hardware_line(restarted):
+    """Device, world size, backend, precision and determinism, before any training output."""
+    line = 'hardware: 1 process on cpu, no process group | precision: fp32 | deterministic: off\n'
+    assert line in restarted['out']
+    assert restarted['out'].index(line) < restarted['out'].index('epoch   1 |')
+
+
 def test_same_name_after_a_failed_start_proceeds_and_keeps_the_old_files(restarted):
     run = restarted['run']
     [stamp] = os.listdir(os.path.join(run, checkpoint.ATTEMPTS))

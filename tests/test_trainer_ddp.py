@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from arguments import get_args
+from arguments import SYSTEM_ARGS, get_args
 from helpers_trainer import tiny_arguments
 from models.noise import TrainingNoise
 from data.bundle import build_data
@@ -79,7 +79,8 @@ def test_two_gloo_ranks_equal_one_process(tmp_path):
     root, out = str(tmp_path / 'root'), str(tmp_path / 'out')
     os.makedirs(out)
     tiny_arguments(root)  # make the corpus and teacher once, before the processes start
-    launch(_worker, (root, out), usable_gpu='cpu', cpu_processes=2)
+    launch(_worker, (root, out), usable_gpu='cpu', cpu_processes=2,
+           timeout_min=SYSTEM_ARGS['process_group_timeout_min'])
     ranks = [torch.load(os.path.join(out, f'rank{r}.pt'), weights_only=False) for r in range(2)]
 
     for key, value in ranks[0]['params'].items():  # both ranks hold identical parameters

@@ -2,6 +2,7 @@
 import torch
 import torch.nn as nn
 
+from arguments import SYSTEM_ARGS
 from trainer.distributed import GlooSyncBatchNorm, convert_sync_batchnorm, launch
 
 
@@ -32,7 +33,8 @@ def _worker(env, out_dir):
 
 
 def test_two_gloo_processes_match_global_batchnorm(tmp_path):
-    launch(_worker, str(tmp_path), usable_gpu='cpu', cpu_processes=2)
+    launch(_worker, str(tmp_path), usable_gpu='cpu', cpu_processes=2,
+           timeout_min=SYSTEM_ARGS['process_group_timeout_min'])
     ranks = [torch.load(tmp_path / f'rank{r}.pt') for r in range(2)]
     y, grad, mean, var = _reference()
     torch.testing.assert_close(torch.cat([r['y'] for r in ranks]), y, atol=1e-5, rtol=1e-5)

@@ -6,6 +6,7 @@ prepares the run directory while the others wait (run_on_main_rank), then every 
 """
 from __future__ import annotations
 
+import datetime
 import os
 import signal
 import socket
@@ -21,6 +22,7 @@ import torch.nn as nn
 from torch.distributed.nn.functional import all_reduce as differentiable_all_reduce
 
 from data.workers import STOP_SIGNALS, stop_signals_blocked
+from utils.hardware import apply_numerics, start_line
 from utils.errors import EXIT_USER_ERROR, UserError
 
 T = TypeVar('T')
@@ -75,36 +77,88 @@ def planned_world_size(usable_gpu: str, cpu_processes: int) -> int:
     return len(gpu_ids(usable_gpu)) or cpu_processes
 
 
-def _worker(index: int, fn: Callable, world_size: int, devices: list[str], port: int, payload) -> None:
-    """Entry point of a spawned process: join the process group, then run `fn(env, payload)`."""
-    device = torch.device(devices[index])
-    backend = 'nccl' if device.type == 'cuda' else 'gloo'
-    if device.type == 'cuda':
-        torch.cuda.set_device(device)
-    if world_size > 1:
-        dist.init_process_group(backend, init_method=f'tcp://127.0.0.1:{port}', rank=index, world_size=world_size)
-    try:
-        fn(DistEnv(index, world_size, device), payload)
-    finally:
-        if world_size > 1 and dist.is_initialized():
-            dist.destroy_process_group()
+class ProcessGroupTimeout(RuntimeError):
+    """A rank waited longer than the process group's timeout (process_group_timeout_min) for the others."""
+
+
+def backend_of(device: torch.device) -> str:
+    """The process-group backend for ranks on `device`: nccl for CUDA GPUs, gloo otherwise."""
+    return 'nccl' if device.type == 'cuda' else 'gloo'
 
 
 @contextmanager
-def torchrun_group() -> Iterator[DistEnv | None]:
-    """Under torchrun: join its process group for the block (gloo on CPU; nccl on the GPU LOCAL_RANK names) and yield
-    this rank's DistEnv (global rank and world size from the launcher). Otherwise yield None."""
+def timeout_named(timeout_min: float) -> Iterator[None]:
+    """Inside the block, a process-group operation that timed out (gloo's and the rendezvous store's 'timed out',
+    nccl's DistBackendError) raises ProcessGroupTimeout naming the key that sets the limit and what to do."""
+    try:
+        yield
+    except ProcessGroupTimeout:
+        raise
+    except (RuntimeError, dist.DistError) as error:
+        if 'timed out' not in str(error).lower():
+            raise
+        raise ProcessGroupTimeout(
+            f'a process-group operation waited longer than process_group_timeout_min={timeout_min:g} minutes for the '
+            f'other ranks (a slow rank 0 preparing the data, a crashed or stuck rank); if the ranks are only slow, '
+            f'raise process_group_timeout_min. {type(error).__name__}: {error}') from error
+
+
+def join_group(backend: str, timeout_min: float, init_method: str | None = None, rank: int = -1, world_size: int = -1,
+               device_id: torch.device | None = None) -> None:
+    """init_process_group with the run's explicit timeout (process_group_timeout_min): the one way every process of
+    this project joins a group, so nccl (default 10 min) and gloo (30 min) wait equally long. The other arguments as
+    init_process_group takes them (none under torchrun: its environment says where and who)."""
+    with timeout_named(timeout_min):
+        dist.init_process_group(backend, init_method=init_method, timeout=datetime.timedelta(minutes=timeout_min),
+                                world_size=world_size, rank=rank, device_id=device_id)
+
+
+def _worker(index: int, fn: Callable, world_size: int, devices: list[str], port: int, payload,
+            timeout_min: float) -> None:
+    """Entry point of a spawned process: join the process group, then run `fn(env, payload)`."""
+    device = torch.device(devices[index])
+    if device.type == 'cuda':
+        torch.cuda.set_device(device)
+    with timeout_named(timeout_min):
+        if world_size > 1:
+            join_group(backend_of(device), timeout_min, init_method=f'tcp://127.0.0.1:{port}', rank=index,
+                       world_size=world_size)
+        try:
+            fn(DistEnv(index, world_size, device), payload)
+        finally:
+            if world_size > 1 and dist.is_initialized():
+                dist.destroy_process_group()
+
+
+def local_rank_device(local_rank: int, gpus: int) -> torch.device:
+    """The device of torchrun's local rank `local_rank` on a node with `gpus` visible GPUs: cuda:<local rank>, or the
+    CPU where there is no GPU. More processes than GPUs is a UserError (two ranks on one GPU make nccl fail later,
+    obscurely)."""
+    if gpus == 0:
+        return torch.device('cpu')
+    if local_rank >= gpus:
+        raise UserError(f'torchrun started local rank {local_rank}, but this node has {gpus} visible GPU(s) '
+                        f'(cuda:0..cuda:{gpus - 1}): give --nproc_per_node={gpus} or fewer, one process per GPU')
+    return torch.device('cuda', local_rank)
+
+
+@contextmanager
+def torchrun_group(timeout_min: float) -> Iterator[DistEnv | None]:
+    """Under torchrun: join its process group for the block (gloo on CPU; nccl on the GPU LOCAL_RANK names), waiting
+    up to `timeout_min` minutes in any collective, and yield this rank's DistEnv (global rank and world size from the
+    launcher). Otherwise yield None."""
     if not launched_by_torchrun():
         yield None
         return
     rank, world = int(os.environ['RANK']), int(os.environ['WORLD_SIZE'])
     local = int(os.environ.get('LOCAL_RANK', 0))
-    device = torch.device(f'cuda:{local}') if torch.cuda.is_available() else torch.device('cpu')
+    device = local_rank_device(local, torch.cuda.device_count() if torch.cuda.is_available() else 0)
     if device.type == 'cuda':
         torch.cuda.set_device(device)
-    dist.init_process_group('nccl' if device.type == 'cuda' else 'gloo')
+    join_group(backend_of(device), timeout_min)
     try:
-        yield DistEnv(rank, world, device)
+        with timeout_named(timeout_min):
+            yield DistEnv(rank, world, device)
     finally:
         dist.destroy_process_group()
 
@@ -175,12 +229,13 @@ def run_on_main_rank(fn: Callable[[], T], env: DistEnv) -> T:
     return value
 
 
-def launch(fn: Callable, payload, usable_gpu: str = '', cpu_processes: int = 1, joined: DistEnv | None = None) -> None:
+def launch(fn: Callable, payload, usable_gpu: str = '', cpu_processes: int = 1, joined: DistEnv | None = None, *,
+           timeout_min: float) -> None:
     """Run `fn(env, payload)` on every rank.
 
     `joined`: this process is already one rank of a launcher's job (torchrun, see torchrun_group), and `fn` runs here
     as that rank. Otherwise one process is spawned per GPU in `usable_gpu`, or `cpu_processes` gloo processes when no
-    GPU is used.
+    GPU is used, joined in one group whose collectives wait up to `timeout_min` minutes (process_group_timeout_min).
     """
     if joined is not None:
         fn(joined, payload)
@@ -188,12 +243,12 @@ def launch(fn: Callable, payload, usable_gpu: str = '', cpu_processes: int = 1, 
     ids = gpu_ids(usable_gpu)
     devices = [f'cuda:{i}' for i in ids] or ['cpu'] * cpu_processes
     if len(devices) == 1:
-        _worker(0, fn, 1, devices, 0, payload)
+        _worker(0, fn, 1, devices, 0, payload, timeout_min)
     else:
         with stop_signals_blocked():  # started with them blocked, the resource tracker the ranks share (a Python
             resource_tracker.ensure_running()  # process of this group) outlives a group-wide SIGUSR1 as well
-        context = mp.spawn(_worker, args=(fn, len(devices), devices, free_port(), payload), nprocs=len(devices),
-                           join=False)
+        context = mp.spawn(_worker, args=(fn, len(devices), devices, free_port(), payload, timeout_min),
+                           nprocs=len(devices), join=False)
 
         def forward(signum, frame):  # preemption (or Slurm's SIGUSR1) reaches every rank: all save and stop
             for process in context.processes:
@@ -261,6 +316,16 @@ def gather_objects(obj, env: DistEnv) -> list:
     return out
 
 
+def gather_to_main(obj, env: DistEnv) -> list | None:
+    """Every rank's `obj` in rank order on rank 0 (None on the others): only rank 0 receives, so large results (the
+    embeddings of 145 k utterances) are not copied to every rank, nor through every GPU under nccl."""
+    if not env.distributed:
+        return [obj]
+    out = [None] * env.world_size if env.is_main else None
+    dist.gather_object(obj, out, dst=0)
+    return out
+
+
 def all_ranks_agree(flag: bool, env: DistEnv) -> bool:
     """True only if `flag` is True on every rank (so all ranks take the same branch)."""
     if not env.distributed:
@@ -268,3 +333,15 @@ def all_ranks_agree(flag: bool, env: DistEnv) -> bool:
     t = torch.tensor([0 if flag else 1], device=env.device)
     dist.all_reduce(t)
     return int(t.item()) == 0
+
+
+def set_up_rank(env: DistEnv, tf32: bool, amp: bool, deterministic: bool, timeout_min: float) -> None:
+    """Every rank, before its first CUDA operation: apply_numerics; then rank 0 prints the start line (every rank's
+    device gathered)."""
+    apply_numerics(tf32, deterministic)
+    name = torch.cuda.get_device_name(env.device) if env.device.type == 'cuda' else ''
+    ranks = gather_objects((str(env.device), name), env)
+    if env.is_main:
+        print(start_line([device for device, _ in ranks], [name for _, name in ranks if name],
+                         backend_of(env.device) if env.distributed else None, tf32, amp, deterministic,
+                         timeout_min), flush=True)

@@ -14,8 +14,9 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Subset
 
 from data.trials import Trials, trial_index
-from data.workers import ignore_stop_signals
-from trainer.distributed import DistEnv, gather_objects
+from data.workers import ignore_stop_signals, stop_signals_blocked
+from trainer.distributed import DistEnv, gather_to_main
+from utils.hardware import fp32_region
 from utils.metrics import verification_metrics
 from utils.score_norm import CohortStats, as_norm, effective_top_n, top_cohort_stats
 
@@ -23,32 +24,35 @@ NORMALISED = '_asnorm'  # suffix of a score kind's AS-Norm figures: 'full_tta' â
 
 
 def _first(batch):
-    """DataLoader collate for batch size 1: the item itself."""
-    return batch[0]
+    """DataLoader collate for batch size 1: the item itself, its audio as tensors (which pin_memory can pin)."""
+    wav, segments, index = batch[0]
+    return torch.from_numpy(wav), torch.from_numpy(segments), index  # [S], [K, seg], int
 
 
 @torch.no_grad()
 def extract_embeddings(embed: Callable[[torch.Tensor], torch.Tensor], eval_set: Dataset, env: DistEnv,
-                       num_workers: int = 0, amp: bool = False, full: bool = True
-                       ) -> tuple[np.ndarray | None, np.ndarray] | None:
+                       num_workers: int = 0, full: bool = True) -> tuple[np.ndarray | None, np.ndarray] | None:
     """Embeddings of every utterance of `eval_set`: full [N, E] (None if not `full`) and TTA [N, K, E].
 
     Each rank embeds utterances rank, rank + world, ... (no padding duplicates); rank 0 receives them
-    all in dataset order, other ranks get None.
+    all in dataset order, other ranks get None. `num_workers` DataLoader workers read the audio (pinned in memory on
+    CUDA). Always fp32, also under an enclosing bf16 autocast: validation, the final evaluation, the AS-Norm cohort
+    and the export embed alike, so the export's threshold and cohort come from the numbers it computes.
     """
     indices = list(range(env.rank, len(eval_set), env.world_size))
     loader = DataLoader(Subset(eval_set, indices), batch_size=1, num_workers=num_workers, collate_fn=_first,
-                        worker_init_fn=ignore_stop_signals)
+                        pin_memory=env.device.type == 'cuda', worker_init_fn=ignore_stop_signals)
     rows, full_out, tta_out = [], [], []
-    autocast = torch.autocast(env.device.type, dtype=torch.bfloat16, enabled=amp and env.device.type == 'cuda')
-    with autocast:
-        for wav, segments, i in loader:
+    with stop_signals_blocked():  # workers start here: a group-wide stop signal must not kill one starting
+        items = iter(loader)
+    with fp32_region(env.device):
+        for wav, segments, i in items:
             if full:
-                x = torch.as_tensor(wav, device=env.device).unsqueeze(0)  # [1, S]
+                x = wav.to(env.device, non_blocking=True).unsqueeze(0)  # [1, S]
                 full_out.append(embed(x).float().cpu().numpy()[0])  # [E]
-            tta_out.append(embed(torch.as_tensor(segments, device=env.device)).float().cpu().numpy())  # [K, E]
+            tta_out.append(embed(segments.to(env.device, non_blocking=True)).float().cpu().numpy())  # [K, E]
             rows.append(i)
-    shards = gather_objects((rows, full_out, tta_out), env)
+    shards = gather_to_main((rows, full_out, tta_out), env)
     if not env.is_main:
         return None
     order = np.concatenate([np.asarray(r, dtype=np.int64) for r, _, _ in shards])

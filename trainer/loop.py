@@ -282,7 +282,8 @@ class Trainer:
     def validate(self, epoch: int) -> float | None:
         """TTA EER (%) on the validation trials (rank 0; None elsewhere); logs EER and minDCF."""
         self.core.eval()
-        out = extract_embeddings(self.core.embed, self.validation.eval_set, self.env, amp=self.cfg.amp, full=False)
+        out = extract_embeddings(self.core.embed, self.validation.eval_set, self.env, self.cfg.num_workers,
+                                 full=False)
         if out is None:
             return None
         metrics, _ = evaluate_trials(None, out[1], self.validation.keys, self.validation.trials[0])
@@ -371,9 +372,9 @@ class Trainer:
         gather_objects(None, self.env)  # barrier: rank 0 has finished writing the best checkpoint
         self.evaluated_epoch = self.load_best()
         self.core.eval()
-        out = extract_embeddings(self.core.embed, spec.eval_set, self.env, amp=self.cfg.amp, full=True)
+        out = extract_embeddings(self.core.embed, spec.eval_set, self.env, self.cfg.num_workers, full=True)
         pool = None if cohort is None else extract_embeddings(self.core.embed, cohort.eval_set, self.env,
-                                                              amp=self.cfg.amp, full=True)
+                                                              self.cfg.num_workers, full=True)
         if out is None:
             return None
         norm = None
