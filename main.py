@@ -8,6 +8,8 @@
 """
 from __future__ import annotations
 
+import contextlib
+import functools
 import json
 import os
 import sys
@@ -193,12 +195,13 @@ def elastic_restart_resumes(run_dir: str, job: ElasticJob | None) -> bool:
     return True
 
 
-def prepare(argv: list[str] | None, job: ElasticJob | None) -> Payload:
+def prepare(argv: list[str] | None, job: ElasticJob | None, held: contextlib.ExitStack) -> Payload:
     """Check everything that is cheap to check, then prepare the run directory: a start that fails a check leaves
     no directory behind. Checked: the arguments and their ranges, the teacher's config against them, the data folders
     and their layout, the trial lists and every trial key (the data lists are scanned here, once, and handed to the
     ranks), and on resume the recorded arguments. Every failure here is a user error (utils/errors.py).
-    Runs once per run: in the only process, in spawn's parent, or on torchrun's global rank 0."""
+    Runs once per run: in the only process, in spawn's parent, or on torchrun's global rank 0, which from here on
+    holds the run directory's lock (utils/run_lock.py) until `held` closes at the end of the run."""
     with user_errors(*CHECK_ERRORS):
         args = get_args(argv)
         if launched_by_torchrun():
@@ -218,6 +221,7 @@ def prepare(argv: list[str] | None, job: ElasticJob | None) -> Payload:
         wanted = os.path.join(args['path_log'], args['project'], args['name'])
         resume = args['resume'] or elastic_restart_resumes(wanted, job)
         prepared = checkpoint.prepare_run_dir(args['path_log'], args['project'], args['name'], resume)
+        held.callback(prepared.lock.release)
         if prepared.note:
             print(prepared.note, flush=True)
         print(f'run directory: {prepared.path}', flush=True)
@@ -231,9 +235,10 @@ def main(argv: list[str] | None = None) -> None:
     """Parse `key=value` arguments (sys.argv by default), check them and the data, prepare the run directory (once),
     start every rank. Under torchrun each rank runs this: they join the process group first, global rank 0 checks
     and prepares while the others wait, and a failed check stops them all with rank 0's one message."""
-    with torchrun_group() as joined:
+    with torchrun_group() as joined, contextlib.ExitStack() as held:
         job = elastic_job()
-        payload = prepare(argv, job) if joined is None else run_on_main_rank(lambda: prepare(argv, job), joined)
+        payload = (prepare(argv, job, held) if joined is None
+                   else run_on_main_rank(functools.partial(prepare, argv, job, held), joined))
         args = payload[0]
         try:
             launch(run, payload, args['usable_gpu'], args['cpu_processes'], joined)
