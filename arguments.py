@@ -25,6 +25,7 @@ import torch
 from data.curriculum import AUG_ROWS, SCHEDULES
 from models.student import INIT_MODES
 from trainer.methods import METHODS
+from utils.min_audio import cnn_input_samples
 
 SYSTEM_ARGS = {
     # --- experiment identity (run directory = path_log/project/name) ---
@@ -183,20 +184,12 @@ DEMO_DATA_KEYS = ('path_test', 'path_trials', 'path_libri')  # ignored by the de
 FOLDER_NAME_KEYS = ('project', 'name')  # one folder each of path_log/project/name
 
 
-def cnn_input_samples(frames: int, kernels: tuple[int, ...], strides: tuple[int, ...]) -> int:
-    """The shortest input from which a stack of 1-d convolutions gives `frames` output frames."""
-    field, jump = 1, 1
-    for kernel, stride in zip(kernels, strides, strict=True):
-        field, jump = field + (kernel - 1) * jump, jump * stride
-    return field + (frames - 1) * jump  # the receptive field, then one hop per further frame
-
-
-# the wav2vec 2.0 / HuBERT feature encoder (conv_kernel, conv_stride of their configs) and SpecAugment's time-mask
-# length in frames (mask_time_length): a segment must give one frame (400 samples, the receptive field), a training
-# crop one frame more than a time mask (3,600 samples), or the student's masking fails
-CNN_KERNELS, CNN_STRIDES, TIME_MASK_FRAMES = (10, 3, 3, 3, 3, 2, 2), (5, 2, 2, 2, 2, 2, 2), 10
-MIN_SEGMENT = cnn_input_samples(1, CNN_KERNELS, CNN_STRIDES)
-MIN_CROP = cnn_input_samples(TIME_MASK_FRAMES + 1, CNN_KERNELS, CNN_STRIDES)
+# SpecAugment's time-mask length in frames (mask_time_length): a segment must give one frame of the CNN front-end
+# (utils/min_audio.py; 400 samples, the receptive field), a training crop one frame more than a time mask (3,600
+# samples), or the student's masking fails
+TIME_MASK_FRAMES = 10
+MIN_SEGMENT = cnn_input_samples(1)
+MIN_CROP = cnn_input_samples(TIME_MASK_FRAMES + 1)
 
 
 @dataclass(frozen=True)

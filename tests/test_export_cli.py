@@ -144,7 +144,7 @@ def test_module_entry_point_reports_without_traceback(tmp_path):
     wav.write_bytes(b'')
     result = subprocess.run([sys.executable, '-m', 'export', 'verify', '--model', str(tmp_path), str(wav), str(wav)],
                             cwd=ROOT_DIR, capture_output=True, text=True, timeout=120)
-    assert result.returncode == 1
+    assert result.returncode == 2
     assert 'Traceback' not in result.stderr
     assert result.stderr.strip() == f'error: {tmp_path} is not an export: no export.json; expected an export ' \
                                     f'directory holding export.json and model.safetensors (written by ' \
