@@ -59,7 +59,7 @@ SYSTEM_ARGS = {
     'path_demo': os.path.join(os.path.expanduser('~'), '.cache', 'os_kdft2'),  # demo corpus + tiny teacher cache
     'path_musan': '',                       # MUSAN root (noise/, music/, speech/ below it); '' = demo set or none
     'path_rir': '',                         # folder of room impulse responses (e.g. RIRS_NOISES/simulated_rirs)
-    'num_workers': 4,                       # DataLoader workers per process
+    'num_workers': min(4, os.cpu_count() or 1),  # DataLoader workers per process (4, or the cores if fewer)
     # --- hardware ---
     'usable_gpu': '',                       # GPU ids to spawn on, e.g. '0,1'; '' = all visible; 'cpu' = none
                                             # (ignored under torchrun: each rank uses the GPU LOCAL_RANK names)
