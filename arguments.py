@@ -60,6 +60,7 @@ SYSTEM_ARGS = {
     'path_musan': '',                       # MUSAN root (noise/, music/, speech/ below it); '' = demo set or none
     'path_rir': '',                         # folder of room impulse responses (e.g. RIRS_NOISES/simulated_rirs)
     'num_workers': min(4, os.cpu_count() or 1),  # DataLoader workers per process (4, or the cores if fewer)
+    'num_threads': 0,                       # intra-op threads per process; 0 = its share of the cores (utils/threads)
     # --- hardware ---
     'usable_gpu': '',                       # GPU ids to spawn on, e.g. '0,1'; '' = all visible; 'cpu' = none
                                             # (ignored under torchrun: each rank uses the GPU LOCAL_RANK names)
@@ -221,7 +222,7 @@ PROBABILITY = Range(0.0, 1.0)
 RANGES = {
     'val_speakers': Range(1, why='and below the number of dev speakers, checked once they are read'),
     'val_trials': Range(2, why='a target and a non-target trial at least'),
-    'num_workers': Range(0), 'log_interval_s': Range(0.0),
+    'num_workers': Range(0), 'num_threads': Range(0), 'log_interval_s': Range(0.0),
     'cpu_processes': Range(1),
     'epoch': Range(1), 'epoch_KD': Range(1),
     'batch_size': Range(2, why='BatchNorm needs 2 items per process'),

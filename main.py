@@ -34,6 +34,7 @@ from trainer.run import EXPORT_DIR, PhasesOutcome, final_cohort, final_lines, ru
 from utils.atomic import atomic_write_bytes
 from utils.errors import EXIT_USER_ERROR, UserError, exit_on_user_error, user_errors
 from utils.seed import seed_everything
+from utils.threads import intra_op_threads
 
 SOURCE_DIR = os.path.dirname(os.path.abspath(__file__))
 # What every rank receives: the resolved arguments (demo paths filled in, `resume` as decided), the run directory,
@@ -77,9 +78,12 @@ def prepare_demo(args: dict) -> dict:
 def run(env: DistEnv, payload: Payload) -> None:
     """One rank of `train_and_report`. A STOPPING_ERRORS error (raised on every rank together, or on rank 0 alone
     after the others finished) ends rank 0 with its one `error:` line and exit status 2; the other ranks end
-    quietly, so no rank's exit can cut rank 0's line short."""
+    quietly, so no rank's exit can cut rank 0's line short. The rank runs its share of the cores in intra-op threads
+    (key num_threads, utils/threads.py)."""
+    args = payload[0]
     try:
-        train_and_report(env, payload)
+        with intra_op_threads(args['num_threads'], env.world_size, args['num_workers'], announce=env.is_main):
+            train_and_report(env, payload)
     except STOPPING_ERRORS as error:
         if env.is_main:
             print(f'error: {error}', file=sys.stderr, flush=True)

@@ -32,6 +32,7 @@ SMALLEST = {  # script -> its smallest configuration
     'bench/gpu.py': ['--model', 'tiny', '--device', 'cpu', '--threads', '1'],
     'bench/vox2_scale.py': ['--files', '200', '--workers', '1', '--steps', '2', '--batch', '8', '--repeats', '1',
                             '--extrapolate-to', '1000'],
+    'bench/threads.py': ['--settings', '1', '--repeats', '1', '--demo', 'batch_size=8 crop_size=4000 seg_size=4000'],
 }
 RUNNER = r'''
 import contextlib, io, json, os, runpy, sys, traceback
@@ -167,3 +168,8 @@ def test_vox2_scale_measures_both_indexes(report):
     assert rows[0][0].endswith('(old)') and rows[1][0].endswith('(new)') and rows[0][1] == rows[1][1] == '200'
     for row in rows[:2]:
         assert float(row[-1]) > 0 and all(float(cell) > 0 for cell in row[4:8])  # PSS read for main and worker
+
+
+def test_threads_runs_a_demo_epoch_per_setting(report):
+    [row] = table_rows(run(report, 'bench/threads.py'), 'a demo epoch by intra-op threads per process')
+    assert row[0] == 'num_threads=1' and row[1] == '1' and float(row[2]) >= 0 and 0 <= float(row[3]) <= 100
