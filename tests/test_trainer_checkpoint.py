@@ -1,5 +1,6 @@
 """Checkpoints are atomic, a write that keeps failing stops the run naming what to resume, the start-up space
 estimate holds, and run directories are never overwritten."""
+import errno
 import io
 import os
 import re
@@ -11,6 +12,7 @@ import torch
 
 from helpers_disk import failing_write
 from trainer import checkpoint
+from utils import run_lock
 from utils.run_lock import LOCK_FILE
 from utils.errors import UserError
 from utils.seed import get_rng_state
@@ -184,3 +186,17 @@ def test_unreadable_checkpoint_is_named(tmp_path):
     bad.write_bytes(b'not a checkpoint')
     with pytest.raises(RuntimeError, match='bad.pt'):
         checkpoint.load(str(bad))
+
+
+def test_a_file_system_without_locks_is_said_and_the_run_proceeds(tmp_path, monkeypatch, capsys):
+    """flock answering ENOLCK (as some FUSE / parallel file systems do): one note naming the directory, and the run
+    directory is prepared without a lock."""
+    def no_locks(fd, operation):
+        raise OSError(errno.ENOLCK, os.strerror(errno.ENOLCK))
+    monkeypatch.setattr(run_lock.fcntl, 'flock', no_locks)
+    prepared = checkpoint.prepare_run_dir(str(tmp_path), 'proj', 'exp', resume=False)
+    assert prepared.lock.fd is None and prepared.resume is False
+    assert capsys.readouterr().out == (f'note: the file system of {prepared.path} does not support file locks (No '
+                                       f'locks available): a second start of this name while it runs cannot be '
+                                       f'detected\n')
+    prepared.lock.release()
