@@ -3,7 +3,7 @@
 Each setting runs `python main.py epoch=1 num_threads=N` (the built-in demo, plus the `key=value` arguments given
 with `--demo`) in a fresh process with a temporary path_log, the settings alternating their order on each repeat.
 Reported per setting: the intra-op threads the run used, its epoch seconds (the per-epoch line; median over repeats)
-and its final EER, which threads must not change. 'cores' stands for torch's own default, one thread per usable core.
+and its final EER (the thread count changes the order of float sums, so its last digits may differ). 'cores' stands for torch's own default, one thread per usable core.
 
     python bench/threads.py [--settings cores 0 1] [--repeats 1] [--demo 'key=value ...']
 """
@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument('--demo', default='', help="more main.py arguments, e.g. --demo 'crop_size=8000 seg_size=8000'")
     args = parser.parse_args(argv)
     extra = args.demo.split()
-    bad = [s for s in args.settings if s != 'cores' and not (s.isdigit())]
+    bad = [s for s in args.settings if s != 'cores' and not s.isdigit()]
     if bad:
         raise UserError(f"--settings {bad[0]}: expected 'cores' or a number of threads >= 0")
     print(f'{usable_cores()} usable cores, load average {", ".join(f"{x:.2f}" for x in os.getloadavg())}; demo '
