@@ -28,6 +28,8 @@ import sys
 import tokenize
 from dataclasses import dataclass
 
+from utils.min_audio import cnn_input_samples
+
 
 @dataclass(frozen=True)
 class Chosen:
@@ -67,7 +69,8 @@ SYSTEM_ARGS = {
     'path_demo': os.path.join(os.path.expanduser('~'), '.cache', 'os_kdft2'),  # demo corpus + tiny teacher cache
     'path_musan': '',                       # MUSAN root (noise/, music/, speech/ below it); '' = demo set or none
     'path_rir': '',                         # folder of room impulse responses (e.g. RIRS_NOISES/simulated_rirs)
-    'num_workers': Chosen(4),                       # DataLoader workers per process
+    'num_workers': Chosen(min(4, os.cpu_count() or 1)),  # DataLoader workers per process (4, or the cores if fewer)
+    'num_threads': 0,                       # intra-op threads per process; 0 = its share of the cores (utils/threads)
     # --- hardware ---
     'usable_gpu': '',                       # GPU ids to spawn on, e.g. '0,1'; '' = all visible; 'cpu' = none
                                             # (ignored under torchrun: each rank uses the GPU LOCAL_RANK names)
@@ -204,6 +207,8 @@ RUN_NEUTRAL_KEYS = ('name', 'tags', 'description', 'use_wandb', 'wandb_user', 'w
                     'neptune_user', 'neptune_token', 'neptune_mode', 'num_workers', 'log_interval_s', 'path_demo',
                     'usable_gpu', 'cpu_processes', 'process_group_timeout_min')
 ARGUMENTS_FILE = 'arguments.json'  # the arguments a run was started with, in its run directory (tokens masked)
+# Neutral keys that set how many processes and loader workers share the cores, and so num_threads=0's thread count.
+THREAD_SHARE_KEYS = ('num_workers', 'cpu_processes', 'usable_gpu')
 # Keys that take one folder or a list of folders.
 PATH_LIST_KEYS = ('path_train', 'path_test')
 
@@ -215,20 +220,12 @@ DEMO_DATA_KEYS = ('path_test', 'path_trials', 'path_libri')  # ignored by the de
 FOLDER_NAME_KEYS = ('project', 'name')  # one folder each of path_log/project/name
 
 
-def cnn_input_samples(frames: int, kernels: tuple[int, ...], strides: tuple[int, ...]) -> int:
-    """The shortest input from which a stack of 1-d convolutions gives `frames` output frames."""
-    field, jump = 1, 1
-    for kernel, stride in zip(kernels, strides, strict=True):
-        field, jump = field + (kernel - 1) * jump, jump * stride
-    return field + (frames - 1) * jump  # the receptive field, then one hop per further frame
-
-
-# the wav2vec 2.0 / HuBERT feature encoder (conv_kernel, conv_stride of their configs) and SpecAugment's time-mask
-# length in frames (mask_time_length): a segment must give one frame (400 samples, the receptive field), a training
-# crop one frame more than a time mask (3,600 samples), or the student's masking fails
-CNN_KERNELS, CNN_STRIDES, TIME_MASK_FRAMES = (10, 3, 3, 3, 3, 2, 2), (5, 2, 2, 2, 2, 2, 2), 10
-MIN_SEGMENT = cnn_input_samples(1, CNN_KERNELS, CNN_STRIDES)
-MIN_CROP = cnn_input_samples(TIME_MASK_FRAMES + 1, CNN_KERNELS, CNN_STRIDES)
+# SpecAugment's time-mask length in frames (mask_time_length): a segment must give one frame of the CNN front-end
+# (utils/min_audio.py; 400 samples, the receptive field), a training crop one frame more than a time mask (3,600
+# samples), or the student's masking fails
+TIME_MASK_FRAMES = 10
+MIN_SEGMENT = cnn_input_samples(1)
+MIN_CROP = cnn_input_samples(TIME_MASK_FRAMES + 1)
 
 
 @dataclass(frozen=True)
@@ -260,7 +257,7 @@ PROBABILITY = Range(0.0, 1.0)
 RANGES = {
     'val_speakers': Range(1, why='and below the number of dev speakers, checked once they are read'),
     'val_trials': Range(2, why='a target and a non-target trial at least'),
-    'num_workers': Range(0), 'log_interval_s': Range(0.0),
+    'num_workers': Range(0), 'num_threads': Range(0), 'log_interval_s': Range(0.0),
     'cpu_processes': Range(1),
     'process_group_timeout_min': Range(0.0, low_open=True),
     'epoch': Range(1), 'epoch_KD': Range(1),
@@ -657,8 +654,13 @@ def check_resume(args: dict, run: ResumeFacts, phases: tuple[str, ...]) -> list[
     if changed:
         _fail('resume', True, f"{run.run_dir} was started with other values of keys that change what it computes: "
               f"{'; '.join(changed)}. Resume with the recorded values, or start a new name=")
-    return [f"note: resuming with changed settings that do not change the result: {'; '.join(neutral)}"] if neutral \
-        else []
+    if not neutral:
+        return []
+    threads = [line for line in neutral if line.split(':')[0] in THREAD_SHARE_KEYS] if not args['num_threads'] else []
+    follow = (' (with num_threads=0 the intra-op threads per process follow the processes and loader workers, which '
+              'changes the order of float sums: the last digits of the figures may differ; num_threads=N fixes them)'
+              if threads else '')
+    return [f"note: resuming with changed settings that do not change the result: {'; '.join(neutral)}{follow}"]
 
 
 def public_args(args: dict) -> dict:

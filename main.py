@@ -8,6 +8,8 @@
 """
 from __future__ import annotations
 
+import contextlib
+import functools
 import json
 import os
 import sys
@@ -53,6 +55,7 @@ from trainer.run import EXPORT_DIR, PhasesOutcome, final_cohort, final_lines, re
 from utils.atomic import atomic_write_bytes  # noqa: E402
 from utils.hardware import machine_cuda_problem  # noqa: E402
 from utils.seed import seed_everything  # noqa: E402
+from utils.threads import intra_op_threads  # noqa: E402
 
 SOURCE_DIR = os.path.dirname(os.path.abspath(__file__))
 # What every rank receives: the resolved arguments (demo paths filled in, `resume` as decided), the run directory,
@@ -97,9 +100,12 @@ def prepare_demo(args: dict) -> dict:
 def run(env: DistEnv, payload: Payload) -> None:
     """One rank of `train_and_report`. A STOPPING_ERRORS error (raised on every rank together, or on rank 0 alone
     after the others finished) ends rank 0 with its one `error:` line and exit status 2; the other ranks end
-    quietly, so no rank's exit can cut rank 0's line short."""
+    quietly, so no rank's exit can cut rank 0's line short. The rank runs its share of the cores in intra-op threads
+    (key num_threads, utils/threads.py)."""
+    args = payload[0]
     try:
-        train_and_report(env, payload)
+        with intra_op_threads(args['num_threads'], env.world_size, args['num_workers'], announce=env.is_main):
+            train_and_report(env, payload)
     except STOPPING_ERRORS as error:
         if env.is_main:
             print(f'error: {error}', file=sys.stderr, flush=True)
@@ -225,13 +231,14 @@ def elastic_restart_resumes(run_dir: str, job: ElasticJob | None) -> bool:
     return True
 
 
-def prepare(argv: list[str] | None, job: ElasticJob | None) -> Payload:
+def prepare(argv: list[str] | None, job: ElasticJob | None, held: contextlib.ExitStack) -> Payload:
     """Check everything that is cheap to check, then prepare the run directory: a start that fails a check leaves
     no directory behind. Checked: the arguments and their ranges (get_args), then once, by check_settings, against
     the machine, the teacher's config and, on resume, the run's recorded arguments and phases; then the data folders
     and their layout, the trial lists and every trial key (the data lists are scanned here, once, and handed to the
     ranks). Every failure here is a user error (utils/errors.py).
-    Runs once per run: in the only process, in spawn's parent, or on torchrun's global rank 0."""
+    Runs once per run: in the only process, in spawn's parent, or on torchrun's global rank 0, which from here on
+    holds the run directory's lock (utils/run_lock.py) until `held` closes at the end of the run."""
     with user_errors(*CHECK_ERRORS):
         args, layers = resolve_args(argv)
         if launched_by_torchrun():
@@ -256,6 +263,7 @@ def prepare(argv: list[str] | None, job: ElasticJob | None) -> Payload:
         resolved = prepare_demo(args) if is_demo(args) else args
         data = build_data(resolved)
         prepared = checkpoint.prepare_run_dir(args['path_log'], args['project'], args['name'], resume)
+        held.callback(prepared.lock.release)
         if prepared.note:
             print(prepared.note, flush=True)
         print(f'run directory: {prepared.path}', flush=True)
@@ -269,9 +277,10 @@ def main(argv: list[str] | None = None) -> None:
     """Parse `key=value` arguments (sys.argv by default), check them and the data, prepare the run directory (once),
     start every rank. Under torchrun each rank runs this: they join the process group first, global rank 0 checks
     and prepares while the others wait, and a failed check stops them all with rank 0's one message."""
-    with torchrun_group(process_group_timeout(argv)) as joined:
+    with torchrun_group(process_group_timeout(argv)) as joined, contextlib.ExitStack() as held:
         job = elastic_job()
-        payload = prepare(argv, job) if joined is None else run_on_main_rank(lambda: prepare(argv, job), joined)
+        payload = (prepare(argv, job, held) if joined is None
+                   else run_on_main_rank(functools.partial(prepare, argv, job, held), joined))
         args = payload[0]
         try:
             launch(run, payload, args['usable_gpu'], args['cpu_processes'], joined,

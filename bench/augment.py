@@ -19,7 +19,6 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import argparse
 import tempfile
 
 import numpy as np
@@ -32,6 +31,7 @@ from data.augment import AUGMENTATIONS, Augmenter, scan_noise_sets
 from data.curriculum import AUG_ROWS, CurriculumTrainSet
 from data.demo import write_noise_set
 from data.voxceleb import scan_voxceleb, speaker_table
+from utils.errors import ArgumentParser, exit_on_user_error
 
 RECIPE_PROB = 0.6  # aug_prob of recipe=modern
 
@@ -45,7 +45,7 @@ def settings(lists, all_kinds: bool) -> dict[str, tuple[Augmenter | None, float]
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser = ArgumentParser(description=__doc__.split('\n')[0])
     add_loader_args(parser, files=100, items=400, workers=[0, 2])
     parser.add_argument('--aug-rows', choices=tuple(AUG_ROWS), default='ft', help='rows augmented (aug_rows)')
     parser.add_argument('--each-type', type=int, choices=(0, 1), default=1, help='1: each type alone as well')
@@ -88,4 +88,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == '__main__':
-    main()
+    exit_on_user_error(main)

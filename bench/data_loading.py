@@ -38,6 +38,7 @@ from data.curriculum import CurriculumTrainSet, collate_train
 from data.librispeech import scan_librispeech
 from data.synth import random_channel, random_voice, synthesize
 from data.voxceleb import scan_voxceleb, speaker_table
+from utils.errors import ArgumentParser, exit_on_user_error
 
 EPOCHS = 100  # the paper's; the curriculum's p(VoxCeleb KD item) = epoch / EPOCHS
 
@@ -109,7 +110,7 @@ def add_loader_args(parser: argparse.ArgumentParser, files: int, items: int, wor
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser = ArgumentParser(description=__doc__.split('\n')[0])
     add_loader_args(parser, files=200, items=1000, workers=[0, 1, 2])
     parser.add_argument('--libri-files', type=at_least(1), default=50, help='LibriSpeech-layout .flac files (12-16 s)')
     args = parser.parse_args(argv)
@@ -138,4 +139,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == '__main__':
-    main()
+    exit_on_user_error(main)

@@ -21,7 +21,6 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import argparse
 import itertools
 import tempfile
 import time
@@ -36,6 +35,7 @@ from bench.paper_model import SIZES, attention_in_use, build_paper, joint_model,
 from bench.train_step import StepCase, measure_steps, print_steps
 from arguments import SYSTEM_ARGS
 from trainer.distributed import backend_of, free_port, join_group
+from utils.errors import ArgumentParser, exit_on_user_error
 from utils.hardware import apply_numerics, precision_text
 
 GPU_SIZES = {'batch': 25, 'crop': 48000, 'seconds': [3.0, 8.0], 'embed_batch': 8, 'repeats': 5, 'warmup': 2}
@@ -68,7 +68,7 @@ def process_group_check(device: torch.device, repeats: int = 10) -> list[list[st
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser = ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--batch', type=at_least(0), default=0,
                         help='training items per step (0 = 25 on GPU, 2 on CPU; BatchNorm needs 2)')
     parser.add_argument('--model', choices=SIZES, default='base', help='base = HuBERT-base (paper), tiny = smoke')
@@ -121,4 +121,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == '__main__':
-    main()
+    exit_on_user_error(main)

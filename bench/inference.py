@@ -19,7 +19,6 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import argparse
 import tempfile
 import time
 from typing import Callable
@@ -38,6 +37,7 @@ from export.onnx_runtime import INPUT_NAME, OUTPUT_NAME, onnx_session
 from models import Models
 from models.backend import AGGREGATIONS, SpeakerBackend
 from models.summary import count
+from utils.errors import ArgumentParser, exit_on_user_error
 
 SAMPLE_RATE = 16000
 
@@ -186,7 +186,7 @@ def print_parameters(parts: Models, backend: nn.Module) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser = ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--seconds', type=at_least(MIN_SEGMENT / SAMPLE_RATE, float, why="the CNN's receptive field"),
                         nargs='+', default=[3.0, 8.0], help='audio lengths')
     parser.add_argument('--batch', type=at_least(1), default=8, help='throughput batch (latency is batch 1)')
@@ -218,4 +218,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == '__main__':
-    main()
+    exit_on_user_error(main)

@@ -22,7 +22,6 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import argparse
 import tempfile
 from typing import Callable
 from unittest import mock
@@ -39,6 +38,7 @@ from models.summary import count
 from models.teacher import make_tiny_teacher
 from data.curriculum import Batch
 from trainer.methods import METHODS, JointKDFT
+from utils.errors import ArgumentParser, exit_on_user_error
 
 PAPER_ARGS = {**file_defaults(), **METHOD_ARGS['os_kdft2']['args']}
 NUM_SPEAKERS = 1211  # VoxCeleb1 dev
@@ -107,7 +107,7 @@ def random_batch(batch_size: int, crop: int, device: torch.device, seed: int = 0
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser = ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--model', choices=SIZES, default='base', help='base = HuBERT-base (paper), tiny = smoke')
     parser.add_argument('--attention', choices=('eager', 'sdpa'), default=None,
                         help="attention kernel forced on teacher and student (default: transformers' choice)")
@@ -137,4 +137,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == '__main__':
-    main()
+    exit_on_user_error(main)

@@ -21,7 +21,6 @@ import sys
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
-import argparse
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -30,6 +29,7 @@ from bench.common import (add_runtime_args, apply_runtime_args, at_least, discar
                           run_interleaved)
 from data.trials import Trials, read_trials, trial_index
 from trainer.evaluate import evaluate_trials, score_trials
+from utils.errors import ArgumentParser, exit_on_user_error
 from utils.metrics import verification_metrics
 
 TARGET_S = 0.1  # score_trials + metrics of every kind
@@ -83,7 +83,7 @@ def reference_pass(full: np.ndarray, tta: np.ndarray, keys: list[str], trials: T
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser = ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--trials', default=VOX1_O, help='trial list (label enroll_key test_key per line); '
                                                          'default: the VoxCeleb1-O list in data/lists')
     parser.add_argument('--max-trials', type=at_least(0), default=0, help='score only the first N trials (0 = all)')
@@ -135,4 +135,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == '__main__':
-    main()
+    exit_on_user_error(main)

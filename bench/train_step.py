@@ -22,7 +22,6 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import argparse
 import itertools
 import tempfile
 import time
@@ -43,6 +42,7 @@ from trainer.distributed import DistEnv
 from data.curriculum import Batch
 from trainer.loop import train_step
 from trainer.methods import JointKDFT
+from utils.errors import ArgumentParser, exit_on_user_error
 
 PHASES = ('teacher fwd', 'student fwd', 'backward', 'optimizer')
 
@@ -160,7 +160,7 @@ def print_steps(title: str, results: dict[str, dict[str, Series]], batch_size: i
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser = ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--batch', type=at_least(2, why='BatchNorm needs 2 items in a batch'), default=2,
                         help='items per step (each: a KD and an FT crop), at least 2')
     parser.add_argument('--crop', type=at_least(MIN_CROP, why='the CNN frames a SpecAugment time mask needs'),
@@ -191,4 +191,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == '__main__':
-    main()
+    exit_on_user_error(main)

@@ -38,6 +38,7 @@ import soundfile as sf
 import torch
 
 from bench.common import machine_line, print_table
+from utils.errors import ArgumentParser, exit_on_user_error
 
 VOX2_DEV = (5994, 1092009)  # (speakers, utterances)
 UTTS_PER_VIDEO = 7.5  # VoxCeleb2 dev: 1,092,009 utterances from 145,569 videos
@@ -203,7 +204,7 @@ def measure(approach: str, tree: str, cache: str, args: argparse.Namespace, full
                            str(args.steps), '--batch', str(args.batch)] + (['--full-pass'] if full_pass else []),
                           capture_output=True, text=True)
     if done.returncode:
-        raise SystemExit(f"{approach} run failed:\n{done.stdout}\n{done.stderr}")
+        raise RuntimeError(f"{approach} run failed (exit status {done.returncode}):\n{done.stdout}\n{done.stderr}")
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
@@ -277,7 +278,7 @@ def extrapolate_run(sizes: list[int], runs: list[dict[str, float]], target: int)
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser = ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--files', type=int, nargs='+', default=[VOX2_DEV[1]], help='utterances in the tree(s)')
     parser.add_argument('--workers', type=int, default=4, help='DataLoader workers')
     parser.add_argument('--steps', type=int, default=10, help='batches before the first PSS reading')
@@ -315,4 +316,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == '__main__':
-    main()
+    exit_on_user_error(main)

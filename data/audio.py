@@ -9,7 +9,7 @@ import soundfile as sf
 import torch
 import torchaudio.functional as AF
 
-SAMPLE_RATE = 16000
+from utils.min_audio import SAMPLE_RATE, too_short
 
 # Resampling works on blocks of `orig/g` native samples ↔ `16000/g` output samples (g = gcd). The sinc kernel
 # of torchaudio's resample (lowpass width 6, rolloff 0.99) reaches at most 6/0.99 < 7 blocks beyond a block,
@@ -92,11 +92,14 @@ def wrap_pad(wav: np.ndarray, size: int) -> np.ndarray:
     return np.pad(wav, (0, size - wav.shape[0]), mode='wrap')  # [size]
 
 
-def read_crop(path: str, crop_size: int, rng: np.random.Generator) -> np.ndarray:
-    """A random `crop_size` crop of `path` (seek + partial read); a shorter file is wrap-padded to `crop_size`."""
+def read_crop(path: str, crop_size: int, rng: np.random.Generator, min_length: int = 1) -> np.ndarray:
+    """A random `crop_size` crop of `path` (seek + partial read); a shorter file is wrap-padded to `crop_size`, and
+    one shorter than `min_length` samples is an AudioError naming it (too short to stand for itself)."""
     if crop_size <= 0:
         raise ValueError(f"crop_size must be positive, got {crop_size}")
     length = audio_length(path)
+    if length < min_length:
+        raise AudioError(too_short(path, length, min_length))
     if length <= crop_size:
         return wrap_pad(read_audio(path), crop_size)  # [crop_size]
     start = int(rng.integers(0, length - crop_size + 1))

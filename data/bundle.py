@@ -16,6 +16,7 @@ from data.trials import (Trials, check_trial_keys, find_trial_lists, heldout_tri
                          refuse_training_speakers)
 from data.utterance_index import UtteranceIndex
 from data.voxceleb import as_roots, hold_out_speakers, scan_voxceleb, speaker_table
+from utils.min_audio import MIN_AUDIO_SAMPLES, too_short
 
 # Why a key of the E or H list may be missing from path_test.
 WHOLE_VOX1_HINT = ("; the E and H lists use utterances of all of VoxCeleb1 (dev + test): give path_test both roots, "
@@ -45,16 +46,30 @@ class DataBundle:
 
 def _eval_spec(name: str, utts: UtteranceIndex, trials: list[Trials], seg_size: int, num_seg: int,
                check_audio: bool = True) -> EvalSpec:
-    """Embed only the utterances the trial lists use, in a fixed order; each must be readable audio (checked
-    now, from the headers, so that a broken test file stops the run before training rather than after)."""
+    """Embed only the utterances the trial lists use, in a fixed order; each must be readable audio at least
+    MIN_AUDIO_SAMPLES long (utils/min_audio.py; checked now, from the headers, so that a broken or too short test file
+    stops the run before training rather than after)."""
     used = {k for t in trials for k in (*t.enroll, *t.test)}
     keys = utts.keys()
     rows = np.array([i for i, k in enumerate(keys) if k in used], dtype=np.int64)  # [K]
     chosen = utts.subset(rows)
     for i in range(len(chosen) if check_audio else 0):
-        if audio_length(chosen.path(i)) == 0:
-            raise AudioError(f'{chosen.path(i)}: the trial lists need this file, but it holds no audio')
+        length = audio_length(chosen.path(i))
+        if length < MIN_AUDIO_SAMPLES:
+            raise AudioError(too_short(f'{chosen.path(i)} (a file the trial lists need)', length)
+                             + '; remove its trials from the lists')
     return EvalSpec(name, EvalSet(chosen, seg_size, num_seg), [keys[i] for i in rows.tolist()], trials)
+
+
+def _long_enough(utts: UtteranceIndex) -> UtteranceIndex:
+    """The held-out validation utterances at least MIN_AUDIO_SAMPLES long (read from their headers); the shorter
+    ones are left out, counted in a printed note (training skips such files as it skips unreadable ones)."""
+    rows = np.array([i for i in range(len(utts)) if audio_length(utts.path(i)) >= MIN_AUDIO_SAMPLES],
+                    dtype=np.int64)  # [V]
+    if len(rows) < len(utts):
+        print(f'note: {len(utts) - len(rows)} held-out validation files shorter than {MIN_AUDIO_SAMPLES} samples '
+              f'(what the model needs) are left out of validation', flush=True)
+    return utts.subset(rows)
 
 
 def build_data(args: dict) -> DataBundle:
@@ -77,6 +92,7 @@ def build_data(args: dict) -> DataBundle:
     if args['validation'] == 'heldout':
         rng = np.random.default_rng([args['rand_seed'], 7])
         train_utts, val_utts = hold_out_speakers(dev, args['val_speakers'], rng)
+        val_utts = _long_enough(val_utts)
         val_trials = heldout_trials(val_utts, args['val_trials'], rng)
         validation = _eval_spec('validation', val_utts, [val_trials], args['seg_size'], args['num_seg'])
     elif len(trials) == 1:

@@ -25,6 +25,7 @@ from data.audio import SAMPLE_RATE, read_audio
 from data.augment import Augmenter, NoiseLists, scan_noise_sets
 from data.demo import write_noise_set
 from data.voxceleb import find_audio
+from utils.errors import ArgumentParser, exit_on_user_error
 
 MANIFEST = 'corruption.json'
 ADDITIVE = ('noise', 'music', 'babble')  # one of these per file, after the reverberation
@@ -87,7 +88,7 @@ def corrupt_tree(src: str, out: str, seed: int, snr_db: tuple[float, float], rev
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog='python -m data.corrupt', description=__doc__.split('\n')[0])
+    parser = ArgumentParser(prog='python -m data.corrupt', description=__doc__.split('\n')[0])
     parser.add_argument('--src', required=True, help='root of the test tree (e.g. voxceleb1/test/wav)')
     parser.add_argument('--out', required=True, help='new folder for the copy (must not exist)')
     parser.add_argument('--seed', type=int, default=7, help='seed of the draws and of the generated noise')
@@ -129,4 +130,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    sys.exit(exit_on_user_error(main))

@@ -13,6 +13,7 @@ import torch
 from torch.utils.data import Dataset
 
 from data.audio import AudioError, read_crop
+from utils.min_audio import MIN_AUDIO_SAMPLES
 from data.augment import Augmenter
 from data.utterance_index import UtteranceIndex
 
@@ -136,7 +137,7 @@ class CurriculumTrainSet(Dataset):
         return self._draw_kd(i, self._rng(i))
 
     def _tolerate(self, path: str, err: AudioError) -> None:
-        """Record an unreadable file; re-raise unless bad files stay within max_bad_fraction of all files."""
+        """Record an unreadable or too short file; re-raise unless bad files stay within max_bad_fraction of all files."""
         if self.max_bad_fraction <= 0.0:
             raise err
         self.bad_files.add(path)
@@ -152,7 +153,7 @@ class CurriculumTrainSet(Dataset):
         """A crop of `path`, or (bad files tolerated) of a replacement file from `redraw`, with its label."""
         for _ in range(_MAX_TRIES):
             try:
-                return read_crop(path, self.crop_size, rng), label
+                return read_crop(path, self.crop_size, rng, MIN_AUDIO_SAMPLES), label
             except AudioError as err:
                 self._tolerate(path, err)
                 path, label = redraw(rng)

@@ -21,6 +21,7 @@ import soundfile as sf
 from tqdm import tqdm
 
 from data.audio import SAMPLE_RATE
+from utils.errors import ArgumentParser, exit_on_user_error
 
 LENGTH_TOLERANCE_S = 0.1  # decoded vs. container duration: AAC frames are 1024 samples (64 ms at 16 kHz)
 SOURCE_EXTENSION = '.m4a'
@@ -156,7 +157,7 @@ COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callab
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog='python -m data.prepare', description=__doc__.split('\n')[0])
+    parser = ArgumentParser(prog='python -m data.prepare', description=__doc__.split('\n')[0])
     commands = parser.add_subparsers(dest='command', required=True)
     for name, (text, add_arguments, _) in COMMANDS.items():
         add_arguments(commands.add_parser(name, help=text))
@@ -165,4 +166,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    sys.exit(exit_on_user_error(main))

@@ -1,14 +1,5 @@
-"""Entry point of `python -m export`: see export/cli.py for the subcommands. A user error (cli.main stops with its
-one `error:` line as the message) exits with status 2, like main.py's."""
-import sys
-
+"""Entry point of `python -m export`: see export/cli.py for the subcommands."""
 from export.cli import main
-from utils.errors import EXIT_USER_ERROR
+from utils.errors import exit_on_user_error
 
-try:
-    main()
-except SystemExit as stop:
-    if not isinstance(stop.code, str):
-        raise
-    print(stop.code, file=sys.stderr, flush=True)
-    raise SystemExit(EXIT_USER_ERROR) from None
+exit_on_user_error(main)

@@ -24,6 +24,7 @@ from export.audio_inputs import check_audio_path, waveform_16k
 from export.model import SCORE_KIND, ExportError, SpeakerRuntime
 from export.runtimes import load_runtime, resolve_device
 from trainer.evaluate import score_trials
+from utils.min_audio import too_short
 
 Audio = Union[str, os.PathLike, np.ndarray, torch.Tensor]
 
@@ -73,9 +74,7 @@ class SpeakerModel:
         """Full-utterance and TTA-segment embeddings of a path or an array (`sample_rate` applies to arrays)."""
         wav, name = self._waveform(audio, sample_rate)  # [n]
         if wav.shape[0] < self.runtime.min_samples:
-            raise ExportError(f"{name}: {wav.shape[0]} samples at {SAMPLE_RATE} Hz, shorter than the "
-                              f"{self.runtime.min_samples} ({1000 * self.runtime.min_samples / SAMPLE_RATE:g} ms) "
-                              f"the model accepts")
+            raise ExportError(too_short(name, wav.shape[0], self.runtime.min_samples))
         segments = segments_of(wav, self.runtime.seg_size, self.runtime.num_seg)  # [K, seg_size]
         full = self.runtime.embed(torch.as_tensor(wav, device=self.device).unsqueeze(0))  # [1, E]
         tta = self.runtime.embed(torch.as_tensor(segments, device=self.device))  # [K, E]

@@ -12,13 +12,14 @@ import numpy as np
 import torch
 import torchaudio.functional as AF
 
-from data.audio import SAMPLE_RATE
+from data.audio import SAMPLE_RATE, audio_length
 from data.eval_sets import EvalSet
 from data.utterance_index import Utterance
 from data.voxceleb import AUDIO_EXTENSIONS
 from export.model import ExportError, SpeakerRuntime
 from trainer.distributed import DistEnv
 from trainer.evaluate import extract_embeddings
+from utils.min_audio import too_short
 
 VOXCELEB_WAV = 'wav'  # VoxCeleb1's folder between its test root and the speaker folders
 
@@ -73,9 +74,13 @@ def locate_keys(keys: list[str], roots: list[str]) -> list[str]:
 
 def embed_paths(model: SpeakerRuntime, paths: list[str], keys: list[str], device: torch.device
                 ) -> tuple[np.ndarray, np.ndarray]:
-    """Full-utterance [N, E] and TTA-segment [N, num_seg, E] embeddings of `paths`, in their order."""
+    """Full-utterance [N, E] and TTA-segment [N, num_seg, E] embeddings of `paths`, in their order. Each file is
+    checked first from its header (an unreadable file is an AudioError naming it; one shorter than the model's
+    minimum, truncated ones included, an ExportError naming it, its length and the minimum)."""
     for path in paths:
-        check_audio_path(path)
+        length = audio_length(check_audio_path(path))
+        if length < model.min_samples:
+            raise ExportError(too_short(path, length, model.min_samples))
     utts = [Utterance(path=path, key=key, speaker='') for path, key in zip(paths, keys)]
     eval_set = EvalSet(utts, model.seg_size, model.num_seg)
     full, tta = extract_embeddings(model.embed, eval_set, DistEnv(rank=0, world_size=1, device=device),

@@ -15,6 +15,7 @@ from export.commands import run_embed, run_export, run_onnx, run_score, run_veri
 from export.onnx_runtime import ONNX_FILE
 from export.runtimes import RUNTIMES
 from models.description import DescriptionError
+from utils.errors import ArgumentParser, user_errors
 
 DEVICE_HELP = 'torch device (default: cuda when available, else cpu)'
 
@@ -92,7 +93,7 @@ COMMANDS = {
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with one sub-parser per registered command."""
-    parser = argparse.ArgumentParser(prog='python -m export', description=__doc__.splitlines()[0])
+    parser = ArgumentParser(prog='python -m export', description=' '.join(__doc__.split('\n\n')[0].split()))
     subparsers = parser.add_subparsers(dest='command', required=True, metavar='COMMAND')
     for name, command in COMMANDS.items():
         sub = subparsers.add_parser(name, help=command.help, description=command.help)
@@ -101,9 +102,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Parse `argv` (sys.argv[1:] when None) and run the chosen command; user errors exit with one line."""
+    """Parse `argv` (sys.argv[1:] when None) and run the chosen command; a user error (a wrong option, a missing,
+    unreadable or too short file, not an export) raises UserError, which `python -m export` prints as one line."""
     args = build_parser().parse_args(argv)
-    try:
+    with user_errors(DescriptionError, AudioError):
         COMMANDS[args.command].run(args)
-    except (DescriptionError, AudioError) as error:
-        raise SystemExit('error: ' + str(error).replace('\n', ' ')) from None

@@ -13,6 +13,7 @@ from models.backend import SpeakerBackend
 from models.description import DescriptionError, check_spec
 from models.families import FAMILIES
 from models.student import Student
+from utils.min_audio import min_audio_samples, too_short
 
 FORMAT = 'os-kdft2-speaker-model'  # marker of export.json
 VERSION = 1
@@ -85,16 +86,9 @@ class SpeakerRuntime(Protocol):
 
 
 def min_samples(student_config: dict) -> int:
-    """Samples giving two frames of the CNN front-end: its receptive field plus one hop.
-
-    torch.export treats a dynamic size as at least 2, so the frame axis of a traced graph must span two frames.
-    """
-    kernels, strides = student_config['conv_kernel'], student_config['conv_stride']
-    receptive, hop = 1, 1
-    for kernel, stride in zip(kernels, strides):
-        receptive += (kernel - 1) * hop
-        hop *= stride
-    return receptive + hop
+    """Samples giving two frames of the CNN front-end (utils/min_audio.py), what statistics pooling needs; torch.export
+    treats a dynamic size as at least 2, so a traced graph's frame axis spans two frames as well."""
+    return min_audio_samples(student_config['conv_kernel'], student_config['conv_stride'])
 
 
 class ExportedModel(nn.Module):
@@ -152,6 +146,8 @@ class ExportedModel(nn.Module):
         """wav [B, S] float 16 kHz → speaker embeddings [B, E] (all rows are FT rows: adapters, if any, run)."""
         if wav.dim() != 2:
             raise ValueError(f"ExportedModel.embed: expected wav of shape [B, samples], got {tuple(wav.shape)}")
+        if wav.shape[1] < self.min_samples:
+            raise ExportError(too_short('ExportedModel.embed: input', wav.shape[1], self.min_samples))
         return self.backend(self.student(wav, num_kd=0))  # [B, E]
 
     def forward(self, wav: torch.Tensor) -> torch.Tensor:

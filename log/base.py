@@ -76,6 +76,21 @@ def check_value(name: str, value: float) -> float:
     return float(value)
 
 
+# decimals a metric is recorded with, by the start of a part of its name: EER in % and minDCF mean nothing beyond 4
+# decimals (34.599999999999994 is 34.6); every other metric (losses, learning rate, counts) keeps SIGNIFICANT digits
+METRIC_DECIMALS = {'eer': 4, 'min_dcf': 4}
+SIGNIFICANT = 6
+
+
+def rounded(name: str, value: float) -> float:
+    """`value` of metric `name` rounded to what it means (METRIC_DECIMALS, else SIGNIFICANT digits)."""
+    for part in name.split('/'):
+        for start, decimals in METRIC_DECIMALS.items():
+            if part.startswith(start):
+                return round(value, decimals)
+    return float(f'{value:.{SIGNIFICANT}g}')
+
+
 def check_step(name: str, step: int | None) -> int | None:
     """Return `step` if it is None or a non-negative int, else raise ValueError/TypeError."""
     if step is None:

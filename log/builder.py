@@ -22,7 +22,7 @@ from typing import Callable, Iterable, Mapping
 import numpy as np
 from matplotlib.figure import Figure
 
-from log.base import Logger, check_figure, check_name, check_step, check_value
+from log.base import Logger, check_figure, check_name, check_step, check_value, rounded
 from log.local import LocalLogger
 from log.neptune_logger import NEPTUNE_MODES, NeptuneLogger
 from log.plots import det_figure
@@ -101,7 +101,7 @@ class LogModuleController(Logger):
     def log_metric(self, name: str, value: float, step: int | None = None) -> None:
         """Record one value of a metric (e.g. 'eer/val', 'loss/kd'), at `step` (the epoch) when given."""
         check_name('metric', name)
-        value, step = check_value(name, value), check_step(name, step)
+        value, step = rounded(name, check_value(name, value)), check_step(name, step)
         self._each(lambda backend: backend.log_metric(name, value, step))
 
     def log_text(self, name: str, text: str) -> None:

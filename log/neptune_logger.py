@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import io
 import os
+import warnings
 
 import torch
 from matplotlib.figure import Figure
@@ -47,6 +48,8 @@ class NeptuneLogger(Logger):
         from neptune.utils import stringify_unsupported
 
         self._file = File
+        if not torch.cuda.is_available():  # no GPU, no GPU metrics: neptune's "Info (NVML)" warning says nothing
+            warnings.filterwarnings('ignore', message=r'Info \(NVML\)')
         self._stringify = stringify_unsupported
         self._stop_timeout = stop_timeout
         # neptune retries an unreachable server for NEPTUNE_RETRIES_TIMEOUT (60 s) with back-off;

@@ -1,11 +1,14 @@
 """The frozen teacher: any HuBERT / wav2vec 2.0 / WavLM checkpoint, from the hub or a local directory."""
 from __future__ import annotations
 
+import contextlib
 import os
+from typing import Iterator
 
 import torch
 from torch import nn
 from transformers import AutoConfig, AutoModel, PretrainedConfig, PreTrainedModel
+from transformers.utils import logging as hf_logging
 
 from models.families import FAMILIES
 
@@ -25,11 +28,27 @@ def _source(url: str) -> tuple[str, bool]:
     return source, local
 
 
+@contextlib.contextmanager
+def _quiet_progress(quiet: bool) -> Iterator[None]:
+    """Inside the block, no transformers / huggingface_hub progress bar when `quiet` (the bars' switch restored
+    after): loading or writing a local directory takes seconds and its per-rank "Loading weights" bar tells the user
+    nothing; a download from the hub keeps its bars."""
+    was_enabled = hf_logging.is_progress_bar_enabled()
+    if quiet:
+        hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if quiet and was_enabled:
+            hf_logging.enable_progress_bar()
+
+
 def _from_pretrained(auto_class, url: str):
     """auto_class.from_pretrained(url), turning a failed fetch or load into a message naming the key and the id."""
     source, local = _source(url)
     try:
-        return auto_class.from_pretrained(source)
+        with _quiet_progress(local):
+            return auto_class.from_pretrained(source)
     except (OSError, ValueError) as error:
         where = (f"could not load the checkpoint in directory {url!r}" if local else
                  f"could not fetch {url!r} from the Hugging Face hub nor find it in the local cache "
@@ -103,5 +122,6 @@ def make_tiny_teacher(path: str, family: str = 'hubert', hidden_size: int = 96, 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = spec.model_class(config)
-    model.save_pretrained(path)
+    with _quiet_progress(True):  # no "Writing model shards" bar for a file of a few hundred kB
+        model.save_pretrained(path)
     return path

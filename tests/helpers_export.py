@@ -22,6 +22,7 @@ from export.cli import main
 from helpers_models import model_args, tiny_teacher_dir
 from models import build_models
 from trainer.methods import METHODS, JointKDFT
+from utils.errors import UserError, one_line
 from utils.metrics import compute_eer
 
 SEG_SIZE, NUM_SEG = 4000, 3
@@ -136,8 +137,8 @@ def onnx_setup() -> OnnxSetup:
 
 def cli_error(argv: list[str]) -> str:
     """The one-line message `python -m export <argv>` exits with on a user error (checked to be one `error:` line)."""
-    with pytest.raises(SystemExit) as stop:
+    with pytest.raises(UserError) as stop:
         main(argv)
-    message = str(stop.value.code)
+    message = one_line(stop.value)
     assert '\n' not in message and message.startswith('error: ')
     return message

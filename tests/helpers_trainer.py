@@ -22,7 +22,8 @@ def tiny_arguments(root: str, **extra) -> list[str]:
                     path_libri=paths.path_libri, huggingface_url=teacher, student_hidden_layer_size=48,
                     target_layer_idx=[1, 2, 3], embed_size=16, adapter_size=8, batch_size=8, crop_size=8000,
                     seg_size=8000, num_seg=2, epoch=2, lr=2e-3, lr_min=1e-4, num_workers=0, usable_gpu='cpu',
-                    path_log=os.path.join(root, 'runs'), path_cache=os.path.join(root, 'index_cache'))
+                    path_log=os.path.join(root, 'runs'), path_cache=os.path.join(root, 'index_cache'),
+                    num_threads=2)  # fixed: runs compared across loader workers or processes sum floats alike
     settings.update(extra)
     return [f'{k}={v}' for k, v in settings.items()]
 

@@ -17,6 +17,7 @@ import main
 from arguments import NULLABLE, RANGES, file_defaults, get_args, print_help
 from data.utterance_index import Utterance, UtteranceIndex
 from data.voxceleb import hold_out_speakers
+from utils import min_audio
 from utils.errors import UserError
 
 DEFAULTS = file_defaults()
@@ -76,7 +77,7 @@ def test_zero_learning_rates_stay_valid_for_dry_runs():
 def test_minimum_audio_lengths_follow_from_the_cnn():
     """The shortest inputs giving 1 and 11 frames, against a real convolution stack of HuBERT's kernels/strides."""
     config = HubertConfig()
-    assert (tuple(config.conv_kernel), tuple(config.conv_stride)) == (arguments.CNN_KERNELS, arguments.CNN_STRIDES)
+    assert (tuple(config.conv_kernel), tuple(config.conv_stride)) == (min_audio.CNN_KERNELS, min_audio.CNN_STRIDES)
     assert config.mask_time_length == arguments.TIME_MASK_FRAMES
     stack = torch.nn.Sequential(*[torch.nn.Conv1d(1, 1, k, s) for k, s in zip(config.conv_kernel, config.conv_stride)])
 

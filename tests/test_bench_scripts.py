@@ -33,6 +33,7 @@ SMALLEST = {  # script -> its smallest configuration
     'bench/gpu.py': ['--model', 'tiny', '--device', 'cpu', '--threads', '1'],
     'bench/vox2_scale.py': ['--files', '200', '--workers', '1', '--steps', '2', '--batch', '8', '--repeats', '1',
                             '--extrapolate-to', '1000'],
+    'bench/threads.py': ['--settings', '1', '--repeats', '1', '--demo', 'batch_size=8 crop_size=4000 seg_size=4000'],
 }
 RUNNER = r'''
 import contextlib, io, json, os, runpy, sys, traceback
@@ -176,3 +177,8 @@ def test_a_named_gpu_gets_its_index():
     from bench.common import pick_device
     assert pick_device('cuda') == torch.device('cuda', 0) and pick_device('cuda:3') == torch.device('cuda', 3)
     assert pick_device('cpu') == torch.device('cpu')
+
+
+def test_threads_runs_a_demo_epoch_per_setting(report):
+    [row] = table_rows(run(report, 'bench/threads.py'), 'a demo epoch by intra-op threads per process')
+    assert row[0] == 'num_threads=1' and row[1] == '1' and float(row[2]) >= 0 and 0 <= float(row[3]) <= 100

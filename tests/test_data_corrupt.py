@@ -9,6 +9,7 @@ import soundfile as sf
 
 from data.corrupt import ADDITIVE, MANIFEST, main
 from tests.helpers_data import tree_bytes, write_audio
+from utils.errors import UserError
 
 KEYS = ['id10270/abcdefghijk/00001.wav', 'id10270/abcdefghijk/00002.wav', 'id10271/ABCDEFGHIJK/00001.wav']
 
@@ -56,7 +57,7 @@ def test_reverberant_copy_is_reproducible_and_never_overwrites(src, tmp_path):
     other = str(tmp_path / 'c')
     assert main(['--src', src, '--out', other, '--seed', '6']) == 0
     assert all(tree_bytes(other)[key] != a[key] for key in KEYS)
-    with pytest.raises(SystemExit) as stop:
+    with pytest.raises(UserError, match=f'--out {first} exists; nothing is overwritten'):
         main(['--src', src, '--out', first, '--seed', '6'])
-    assert stop.value.code == 2 and tree_bytes(first) == a
+    assert tree_bytes(first) == a
     assert sorted(os.listdir(tmp_path)) == ['a', 'b', 'c']  # no staging folder left behind

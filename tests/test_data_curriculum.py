@@ -12,14 +12,16 @@ from data.curriculum import SCHEDULES, CurriculumTrainSet, collate_train, kd_pro
 from data.utterance_index import Utterance, UtteranceIndex
 from data.voxceleb import speaker_table
 from tests.helpers_data import coded_corpus, decode, expected_crop
+from utils.min_audio import MIN_AUDIO_SAMPLES
 
-CROP = 400
+CROP = 1000  # longer than some files (wrap-padded), shorter than others
 
 
 @pytest.fixture(scope='module')
 def corpus(tmp_path_factory):
     """6 speakers x 3 utterances of coded audio (some shorter than the crop) and 5 LibriSpeech-style files."""
-    return coded_corpus(str(tmp_path_factory.mktemp('curriculum')), speakers=6, libri_files=5, low=250, high=1500)
+    return coded_corpus(str(tmp_path_factory.mktemp('curriculum')), speakers=6, libri_files=5, low=MIN_AUDIO_SAMPLES,
+                        high=1500)
 
 
 def _fake_utts(n: int) -> UtteranceIndex:

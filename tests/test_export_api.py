@@ -90,7 +90,7 @@ def test_bad_input_is_named(setup, runtime, model, tmp_path):
         model.embed(np.zeros((2, 32000), dtype=np.float32))
     with pytest.raises(ExportError, match='expected floating-point samples in .-1, 1., got int16'):
         model.embed(np.zeros(32000, dtype=np.int16))
-    with pytest.raises(ExportError, match=r'\(700,\): 700 samples at 16000 Hz, shorter than the 720 \(45 ms\)'):
+    with pytest.raises(ExportError, match=r'\(700,\): 700 samples at 16 kHz \(43.75 ms\), shorter than the 720 samples \(45 ms\)'):
         model.embed(np.zeros(700, dtype=np.float32))
     with pytest.raises(ExportError, match='unsupported audio format: .*voice.mp3'):
         model.embed(str(tmp_path / 'voice.mp3'))

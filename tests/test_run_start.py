@@ -1,12 +1,16 @@
 """Starting, restarting and resuming the way a user expects: a start that failed leaves nothing in the way (its files
 are kept aside), a user's mistake is one `error:` line with exit status 2 (one process and two gloo ranks), a resume
-with a changed key that changes the computation is refused by name while a neutral one proceeds, and a log that is
-not a terminal gets progress lines instead of a bar."""
+with a changed key that changes the computation is refused by name while a neutral one proceeds, a log that is
+not a terminal gets progress lines instead of a bar, and a live run owns its directory (a second start or resume is
+refused naming it; a killed one leaves the directory usable)."""
 import contextlib
 import io
 import json
 import os
+import re
 import shutil
+import signal
+import socket
 import subprocess
 import sys
 
@@ -16,6 +20,7 @@ import main
 from helpers_trainer import comparable_results, tiny_arguments
 from trainer import checkpoint
 from utils.errors import UserError
+from utils.run_lock import LOCK_FILE, lock_run_dir
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SETTINGS = dict(epoch=1, crop_size=4000, seg_size=4000)
@@ -43,6 +48,7 @@ def _fail_a_start(root: str, name: str, **extra) -> dict[str, bytes]:
         main.main(tiny_arguments(root, name=name, huggingface_url=weightless, **SETTINGS, **extra))
     left = _files(_run_dir(root, name))
     assert 'arguments.json' in left and 'parameters.txt' in left
+    del left[LOCK_FILE]  # the run's lock stays where it is
     assert not checkpoint.holds_checkpoint(_run_dir(root, name))
     return left
 
@@ -134,3 +140,64 @@ def test_a_wrong_path_train_is_one_error_line_and_exit_status_2(root, tmp_path, 
     assert result.stderr == f"error: no .wav or .flac files below '{empty}'; expected the layout " \
                             f"<root>/<speaker>/<video>/<utt>.wav (e.g. id10001/1zcIwhmdeo4/00001.wav)\n"
     assert not os.path.exists(_run_dir(root, f'wrong_path_{processes}'))
+
+
+def _start_and_stop_after_preparing(argv: list[str]) -> subprocess.Popen:
+    """`python main.py argv` in a real process, stopped (SIGSTOP: alive, holding what it holds) as soon as it prints
+    its run directory, i.e. after taking the directory's lock and long before its first checkpoint."""
+    process = subprocess.Popen([sys.executable, 'main.py', *argv], cwd=REPO, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True)
+    for line in process.stdout:
+        if line.startswith('run directory: '):
+            os.kill(process.pid, signal.SIGSTOP)
+            return process
+    raise AssertionError(f'the run ended before preparing its directory (status {process.wait()})')
+
+
+@pytest.mark.slow
+def test_a_second_start_while_the_first_lives_is_refused_and_the_first_finishes_untouched(root):
+    """A start (A) holds its directory; the same command again (B, a real process) exits 2 with one `error:` line
+    naming A's host and PID, a resume (in this process) is refused alike, and A, continued, finishes its run with
+    its own arguments.json, one results.json and nothing set aside."""
+    argv = tiny_arguments(root, name='dup', **SETTINGS)
+    run = _run_dir(root, 'dup')
+    first = _start_and_stop_after_preparing(argv)
+    try:
+        assert not checkpoint.holds_checkpoint(run)  # the case a failed start looks like
+        second = subprocess.run([sys.executable, 'main.py', *argv], cwd=REPO, capture_output=True, text=True,
+                                timeout=600)
+        holder = f'host {socket.gethostname()}, PID {first.pid}'
+        assert second.returncode == 2, second.stdout + second.stderr
+        assert second.stderr == (f'error: run {run} is in use by a live run ({holder}); wait for it to end, stop it, '
+                                 f'or start a new run with name=<new name>\n')
+        with pytest.raises(UserError, match=re.escape(f'is in use by a live run ({holder})')):
+            main.main(tiny_arguments(root, name='dup', resume=True, **SETTINGS))
+    finally:
+        os.kill(first.pid, signal.SIGCONT)
+    out, _ = first.communicate(timeout=600)
+    assert first.returncode == 0, out
+    assert 'holds no checkpoint' not in out and not os.path.exists(os.path.join(run, checkpoint.ATTEMPTS))
+    with open(os.path.join(run, 'arguments.json')) as f:
+        assert json.load(f)['name'] == 'dup'
+    assert sorted(n for n in os.listdir(run) if n.endswith('.json')) == ['arguments.json', 'phases.json',
+                                                                         'results.json']
+    assert [h['epoch'] for h in checkpoint.load(os.path.join(run, checkpoint.LAST))['state']['history']] == [1]
+
+
+@pytest.mark.slow
+def test_a_killed_start_leaves_a_directory_the_next_start_uses(root, capsys):
+    """SIGKILL a start after it prepared its directory: the OS drops its lock, and the same command in this process
+    takes the directory over as a failed start (its files kept aside) and finishes the run."""
+    argv = tiny_arguments(root, name='killed', **SETTINGS)
+    run = _run_dir(root, 'killed')
+    first = _start_and_stop_after_preparing(argv)
+    with pytest.raises(UserError, match=f'PID {first.pid}'):  # it holds the lock when it dies
+        lock_run_dir(run)
+    os.kill(first.pid, signal.SIGKILL)
+    first.communicate(timeout=60)
+    assert first.returncode == -signal.SIGKILL and not checkpoint.holds_checkpoint(run)
+    capsys.readouterr()
+    main.main(argv)
+    assert f'note: {run} holds no checkpoint' in capsys.readouterr().out
+    assert [h['epoch'] for h in checkpoint.load(os.path.join(run, checkpoint.LAST))['state']['history']] == [1]
+    assert os.path.isfile(os.path.join(run, 'results.json'))

@@ -9,6 +9,8 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RAISED_WHERE_READ = {
     ('trainer/checkpoint.py', 'prepare_run_dir'): 'the run directory, checked where it is created (it may change '
                                                   'between a check and its creation)',
+    ('trainer/checkpoint.py', '_reopen'): 'the run directory again, once its lock is held (a live run may have held '
+                                          'it until then)',
     ('data/voxceleb.py', 'hold_out_speakers'): 'val_speakers against the speakers found in the scanned data',
     ('data/augment.py', '_listed'): 'path_musan / path_rir as scanned: files of the expected layout found or not',
     ('data/augment.py', 'scan_noise_sets'): 'the noise folders as given, also by the data.corrupt and bench CLIs '

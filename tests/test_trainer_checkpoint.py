@@ -1,15 +1,19 @@
 """Checkpoints are atomic, a write that keeps failing stops the run naming what to resume, the start-up space
 estimate holds, and run directories are never overwritten."""
+import errno
 import io
 import os
 import re
 import shutil
+import socket
 
 import pytest
 import torch
 
 from helpers_disk import failing_write
 from trainer import checkpoint
+from utils import run_lock
+from utils.run_lock import LOCK_FILE
 from utils.errors import UserError
 from utils.seed import get_rng_state
 
@@ -110,16 +114,38 @@ def test_a_run_is_never_overwritten(tmp_path):
     first = checkpoint.prepare_run_dir(str(tmp_path), 'proj', 'exp', resume=False)
     assert (first.resume, first.note) == (False, '') and os.path.isdir(first.path)
     checkpoint.save_atomic({'w': 1}, os.path.join(first.path, checkpoint.LAST))
+    first.lock.release()
     (tmp_path / 'proj' / 'exp' / 'mine.txt').write_text('keep me')
     with pytest.raises(UserError, match='already exists .*resume=True'):
         checkpoint.prepare_run_dir(str(tmp_path), 'proj', 'exp', resume=False)
-    assert sorted(os.listdir(first.path)) == [checkpoint.LAST, 'mine.txt']
+    assert sorted(os.listdir(first.path)) == [checkpoint.LAST, 'mine.txt', LOCK_FILE]
     again = checkpoint.prepare_run_dir(str(tmp_path), 'proj', 'exp', resume=True)
     assert (again.path, again.resume) == (first.path, True)
+    again.lock.release()
     assert (tmp_path / 'proj' / 'exp' / 'mine.txt').read_text() == 'keep me'
     with pytest.raises(UserError, match='no run .*other.* to resume'):
         checkpoint.prepare_run_dir(str(tmp_path), 'proj', 'other', resume=True)
     assert not os.path.exists(tmp_path / 'proj' / 'other')
+
+
+@pytest.mark.parametrize('resume', [False, True])
+def test_a_held_directory_is_refused_naming_its_host_and_pid(tmp_path, resume):
+    """While a run holds its directory's lock (here this process, through its own open of the lock file), a start
+    and a resume are both refused naming the holder, and nothing in the directory moves: neither the failed-start
+    rule (no checkpoint yet) nor a resume (a checkpoint) touches it. Once released, the directory is usable."""
+    live = checkpoint.prepare_run_dir(str(tmp_path), 'proj', 'exp', resume=False)
+    (tmp_path / 'proj' / 'exp' / 'arguments.json').write_text('{}')
+    if resume:
+        checkpoint.save_atomic({'w': 1}, os.path.join(live.path, checkpoint.LAST))
+    before = sorted(os.listdir(live.path))
+    with pytest.raises(UserError, match=re.escape(
+            f'run {live.path} is in use by a live run (host {socket.gethostname()}, PID {os.getpid()})')):
+        checkpoint.prepare_run_dir(str(tmp_path), 'proj', 'exp', resume=resume)
+    assert sorted(os.listdir(live.path)) == before
+    live.lock.release()
+    after = checkpoint.prepare_run_dir(str(tmp_path), 'proj', 'exp', resume=resume)
+    assert after.resume is resume and (checkpoint.ATTEMPTS in os.listdir(after.path)) is not resume
+    after.lock.release()
 
 
 @pytest.mark.parametrize('resume', [False, True])
@@ -131,26 +157,28 @@ def test_a_directory_without_checkpoint_is_set_aside_not_deleted(tmp_path, resum
     (run / 'parameters.txt').write_text('epoch: 2\n')
     (run / 'source' / 'main.py').write_text('print(1)\n')
     prepared = checkpoint.prepare_run_dir(str(tmp_path), 'proj', 'exp', resume=resume)
+    prepared.lock.release()
     assert prepared.path == str(run) and prepared.resume is False
-    assert os.listdir(run) == [checkpoint.ATTEMPTS]
+    assert sorted(os.listdir(run)) == [checkpoint.ATTEMPTS, LOCK_FILE]
     [stamp] = os.listdir(run / checkpoint.ATTEMPTS)
     kept = run / checkpoint.ATTEMPTS / stamp
     assert (kept / 'parameters.txt').read_text() == 'epoch: 2\n'
     assert (kept / 'source' / 'main.py').read_text() == 'print(1)\n'
     assert str(kept) in prepared.note and ('resume=True' in prepared.note) == resume
     (run / 'parameters.txt').write_text('second try\n')  # the second start fails too
-    checkpoint.prepare_run_dir(str(tmp_path), 'proj', 'exp', resume=resume)
+    checkpoint.prepare_run_dir(str(tmp_path), 'proj', 'exp', resume=resume).lock.release()
     folders = sorted(os.listdir(run / checkpoint.ATTEMPTS))
     assert len(folders) == 2 and folders[0] == stamp
     assert (run / checkpoint.ATTEMPTS / folders[1] / 'parameters.txt').read_text() == 'second try\n'
-    assert os.listdir(run) == [checkpoint.ATTEMPTS]
+    assert sorted(os.listdir(run)) == [checkpoint.ATTEMPTS, LOCK_FILE]
 
 
 def test_an_empty_directory_is_used_as_it_is(tmp_path):
     (tmp_path / 'proj' / 'exp').mkdir(parents=True)
     prepared = checkpoint.prepare_run_dir(str(tmp_path), 'proj', 'exp', resume=False)
+    prepared.lock.release()
     assert prepared.resume is False and 'starts in it at epoch 1' in prepared.note
-    assert os.listdir(prepared.path) == []
+    assert os.listdir(prepared.path) == [LOCK_FILE]
 
 
 def test_unreadable_checkpoint_is_named(tmp_path):
@@ -158,3 +186,17 @@ def test_unreadable_checkpoint_is_named(tmp_path):
     bad.write_bytes(b'not a checkpoint')
     with pytest.raises(RuntimeError, match='bad.pt'):
         checkpoint.load(str(bad))
+
+
+def test_a_file_system_without_locks_is_said_and_the_run_proceeds(tmp_path, monkeypatch, capsys):
+    """flock answering ENOLCK (as some FUSE / parallel file systems do): one note naming the directory, and the run
+    directory is prepared without a lock."""
+    def no_locks(fd, operation):
+        raise OSError(errno.ENOLCK, os.strerror(errno.ENOLCK))
+    monkeypatch.setattr(run_lock.fcntl, 'flock', no_locks)
+    prepared = checkpoint.prepare_run_dir(str(tmp_path), 'proj', 'exp', resume=False)
+    assert prepared.lock.fd is None and prepared.resume is False
+    assert capsys.readouterr().out == (f'note: the file system of {prepared.path} does not support file locks (No '
+                                       f'locks available): a second start of this name while it runs cannot be '
+                                       f'detected\n')
+    prepared.lock.release()

@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from trainer.distributed import DistEnv, all_ranks_agree
+from utils.run_lock import LOCK_FILE, RunLock, lock_run_dir
 from utils.atomic import atomic_write
 from utils.errors import UserError
 from utils.seed import plain_rng_state
@@ -281,6 +282,7 @@ class RunDir:
     path: str
     resume: bool  # continue from checkpoint_last.pt (else train from epoch 1)
     note: str = ''  # what happened besides creating or reopening it, to print ('' when nothing)
+    lock: RunLock | None = None  # the directory's lock, held until the run ends (release() ends it)
 
 
 def holds_checkpoint(run_dir: str) -> bool:
@@ -304,9 +306,9 @@ def record_job(run_dir: str, job_id: str) -> None:
 
 
 def set_aside(run_dir: str) -> str | None:
-    """Move everything in `run_dir` except earlier attempts into `run_dir/attempts/<timestamp>/` (nothing is deleted);
+    """Move everything in `run_dir` except earlier attempts and the run's lock into `run_dir/attempts/<timestamp>/` (nothing is deleted);
     the folder it went to, or None when there was nothing to move."""
-    entries = sorted(n for n in os.listdir(run_dir) if n != ATTEMPTS)
+    entries = sorted(n for n in os.listdir(run_dir) if n not in (ATTEMPTS, LOCK_FILE))
     if not entries:
         return None
     stamp = time.strftime('%Y%m%d-%H%M%S')
@@ -321,13 +323,29 @@ def set_aside(run_dir: str) -> str | None:
 
 
 def prepare_run_dir(path_log: str, project: str, name: str, resume: bool) -> RunDir:
-    """Create `path_log/project/name`, or reopen it for `resume`; a run (a directory holding a checkpoint) is never
-    overwritten. A directory without any checkpoint is the leftover of a start that failed before its first save:
-    its files are moved into attempts/<timestamp>/ and the run starts at epoch 1 (also when `resume` asks to
-    continue it, with a note)."""
+    """Create `path_log/project/name`, or reopen it for `resume`, and take its lock (utils/run_lock.py) for the
+    caller to hold until the run ends (RunDir.lock): a directory a live run holds is refused (UserError naming its
+    host and PID), and a run (a directory holding a checkpoint) is never overwritten. A directory whose lock is free
+    and which holds no checkpoint is the leftover of a start that failed before its first save: its files are moved
+    into attempts/<timestamp>/ and the run starts at epoch 1 (also when `resume` asks to continue it, with a note)."""
     run_dir = os.path.join(path_log, project, name)
     if os.path.exists(run_dir) and not os.path.isdir(run_dir):
         raise UserError(f"run directory {run_dir} is a file, not a directory: choose another name= or path_log=")
+    existed = os.path.isdir(run_dir)
+    if resume and not existed:
+        raise UserError(f"argument 'resume': there is no run {run_dir} to resume; check name= and path_log=, or "
+                        f"leave resume=True out to start it")
+    os.makedirs(run_dir, exist_ok=True)
+    lock = lock_run_dir(run_dir)
+    try:
+        return _reopen(run_dir, resume, fresh=not existed, lock=lock)
+    except BaseException:
+        lock.release()
+        raise
+
+
+def _reopen(run_dir: str, resume: bool, fresh: bool, lock: RunLock) -> RunDir:
+    """prepare_run_dir once the lock of `run_dir` is held: `fresh` when this start created the directory."""
     if holds_checkpoint(run_dir):
         if not resume:
             raise UserError(f"run directory {run_dir} already exists and is never overwritten: continue it with "
@@ -335,16 +353,12 @@ def prepare_run_dir(path_log: str, project: str, name: str, resume: bool) -> Run
         if not os.path.isfile(os.path.join(run_dir, LAST)):
             raise UserError(f"argument 'resume': {run_dir} holds no {LAST} to resume from; start a new run with "
                             f"name=<new name>")
-        return RunDir(run_dir, True)
-    if not os.path.isdir(run_dir):
-        if resume:
-            raise UserError(f"argument 'resume': there is no run {run_dir} to resume; check name= and path_log=, or "
-                            f"leave resume=True out to start it")
-        os.makedirs(run_dir)
-        return RunDir(run_dir, False)
+        return RunDir(run_dir, True, lock=lock)
+    if fresh:
+        return RunDir(run_dir, False, lock=lock)
     moved = set_aside(run_dir)
     kept = f'; its files are kept in {moved}' if moved else ''
     note = (f'note: {run_dir} holds no checkpoint (a start that stopped before its first save){kept}. '
             + ('resume=True has nothing to continue: training starts at epoch 1' if resume else
                'This run starts in it at epoch 1'))
-    return RunDir(run_dir, False, note)
+    return RunDir(run_dir, False, note, lock)

@@ -19,7 +19,6 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 import torch.nn as nn
-from torch.distributed.nn.functional import all_reduce as differentiable_all_reduce
 
 from data.workers import STOP_SIGNALS, stop_signals_blocked
 from utils.hardware import apply_numerics, start_line
@@ -264,6 +263,24 @@ def launch(fn: Callable, payload, usable_gpu: str = '', cpu_processes: int = 1, 
                 signal.signal(sig, handler)
 
 
+class SumAllReduce(torch.autograd.Function):
+    """Differentiable all_reduce(SUM): every rank gets the sum over ranks, and the gradient of each rank's input is
+    the sum over ranks of the output gradients (what torch.distributed.nn.functional.all_reduce does, without its
+    deprecation warning on every rank and epoch)."""
+
+    @staticmethod
+    def forward(ctx, tensor: torch.Tensor) -> torch.Tensor:
+        out = tensor.clone()
+        dist.all_reduce(out, op=dist.ReduceOp.SUM)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        grad = grad.clone()
+        dist.all_reduce(grad, op=dist.ReduceOp.SUM)
+        return grad
+
+
 class GlooSyncBatchNorm(nn.BatchNorm1d):
     """BatchNorm1d whose training statistics cover the global batch, for CPU process groups.
 
@@ -277,7 +294,7 @@ class GlooSyncBatchNorm(nn.BatchNorm1d):
         dims = [0] if x.dim() == 2 else [0, 2]
         count = torch.tensor(float(x.numel() // x.shape[1]), dtype=x.dtype)
         stats = torch.cat([x.sum(dims), (x * x).sum(dims), count.view(1)])  # [2C + 1]
-        stats = differentiable_all_reduce(stats)
+        stats = SumAllReduce.apply(stats)  # [2C + 1]
         channels = x.shape[1]
         total = stats[-1]
         mean = stats[:channels] / total  # [C]

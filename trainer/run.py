@@ -68,6 +68,15 @@ def build_parts(args: dict, env: DistEnv, data: DataBundle) -> Models:
     return parts
 
 
+def state_unused_parameters(env: DistEnv) -> None:
+    """Say once (rank 0) why DDP runs with find_unused_parameters=True: the parameters a step uses depend on the
+    method's phase (KD heads, adapters, classifier, teacher), so DDP's own warning (printed by its C++ reducer once
+    per rank, which Python cannot filter) that a step used them all is expected."""
+    if env.is_main:
+        print('note: DDP runs with find_unused_parameters=True (the parameters a step uses depend on the method\'s '
+              'phase); its warning that a step used every parameter is expected', flush=True)
+
+
 def build_trainer(args: dict, env: DistEnv, data: DataBundle, logger, run_dir: str, parts: Models, phase: Phase,
                   best_name: str, log_prefix: str, label: str) -> Trainer:
     """The Trainer of one phase: its module (DDP-wrapped when distributed), Adam over the module's trainable
@@ -212,6 +221,8 @@ def run_phases(args: dict, env: DistEnv, data: DataBundle, logger, run_dir: str)
     checkpoint, when a signal stops a phase."""
     parts = build_parts(args, env, data)
     phases = phases_of(args)
+    if env.distributed:
+        state_unused_parameters(env)
     check_space(args, parts, phases, run_dir, env, len(data.speakers))
     start = resume_index(run_dir, phases) if args['resume'] else 0
     done = read_summary(run_dir)
