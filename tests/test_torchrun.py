@@ -20,7 +20,7 @@ import torch
 import main
 from helpers_trainer import comparable_results, tiny_arguments
 from trainer import checkpoint
-from trainer.distributed import FAULT_ENV, elastic_job, free_port, restart_store_note
+from trainer.distributed import elastic_job, free_port, restart_store_note
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SETTINGS = dict(epoch=2, crop_size=4000, seg_size=4000)  # 4 steps per epoch: 36 utterances, global batch 8
@@ -39,13 +39,14 @@ def readme_line(command: tuple[dict, list[str]]) -> str:
 
 
 def _start(command: tuple[dict, list[str]], argv: list[str], log: str, extra_env: dict | None = None,
-           endpoint: str = '', job_id: str = '') -> tuple[subprocess.Popen, str]:
-    """Start torchrun with `command`'s flags (endpoint and job id filled in) on main.py `argv`; output into `log`."""
+           endpoint: str = '', job_id: str = '', script: str = 'main.py') -> tuple[subprocess.Popen, str]:
+    """Start torchrun with `command`'s flags (endpoint and job id filled in) on `script` (main.py, or a test's
+    wrapper of it) with `argv`; output into `log`."""
     env, flags = command
     flags = [f.replace('HOST0:29400', endpoint).replace('JOB_ID', job_id) for f in flags]
     environment = {**os.environ, 'OMP_NUM_THREADS': '1', **env, **(extra_env or {})}
     with open(log, 'w') as out:
-        process = subprocess.Popen([sys.executable, '-m', 'torch.distributed.run', *flags, 'main.py', *argv],
+        process = subprocess.Popen([sys.executable, '-m', 'torch.distributed.run', *flags, script, *argv],
                                    cwd=REPO, env=environment, stdout=out, stderr=subprocess.STDOUT)
     return process, log
 
@@ -117,14 +118,16 @@ def test_two_nodes_with_a_c10d_rendezvous_train_and_evaluate(root, straight):
 
 
 def test_an_elastic_restart_resumes_from_the_checkpoint(root, straight):
-    """Rank 1 dies (exit status 1) after step 2 of epoch 2; torchrun restarts both ranks once, the run resumes from
-    the end of epoch 1 and ends with the uninterrupted run's parameters."""
+    """Rank 1 dies (exit status 1) after step 2 of epoch 2 (its 6th step: 4 per epoch), as injected by
+    tests/torchrun_fault_main.py; torchrun restarts both ranks once, the run resumes from the end of epoch 1 and ends
+    with the uninterrupted run's parameters."""
     argv = tiny_arguments(root, name='elastic', **SETTINGS)
     log = os.path.join(root, 'elastic.log')
-    [(status, out)] = _finish([_start(ELASTIC, argv, log, extra_env={FAULT_ENV: '1:2:2'})])
+    [(status, out)] = _finish([_start(ELASTIC, argv, log, extra_env={'FAULT_RANK': '1', 'FAULT_AFTER_STEPS': '6'},
+                                      script=os.path.join('tests', 'torchrun_fault_main.py'))])
     assert status == 0, out
     run = _run_dir(root, 'elastic')
-    assert f'{FAULT_ENV}: rank 1 exits after epoch 2 step 2' in out
+    assert 'test fault: rank 1 exits after training step 6' in out
     assert f'note: torchrun restarted the workers of the job that trains {run} (restart 1 on this node): resuming ' \
            f'from its last checkpoint' in out
     assert 'resumed from checkpoint_last.pt: 1 of 2 epochs done, 0 steps into the next' in out

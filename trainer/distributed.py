@@ -142,20 +142,6 @@ def restart_store_note() -> str:
             'Launch with TORCH_DISABLE_SHARE_RDZV_TCP_STORE=1 torchrun ... so that restarts resume (see README)')
 
 
-FAULT_ENV = 'OS_KDFT2_FAULT_AT_STEP'  # TEST ONLY (tests/test_torchrun.py): '<rank>:<epoch>:<step>' makes that global
-                                      # rank exit with status 1 right after that training step, on a first attempt
-
-
-def exit_if_fault_injected(env: DistEnv, epoch: int, step: int) -> None:
-    """Test only: simulate a crashed rank (os._exit(1), no clean-up) where FAULT_ENV asks for one, on a job's first
-    attempt only (not after torchrun restarted it), so that elastic restarts can be tested for real."""
-    fault = os.environ.get(FAULT_ENV)
-    if fault and os.environ.get('TORCHELASTIC_RESTART_COUNT', '0') == '0' and \
-            fault == f'{env.rank}:{epoch}:{step}':
-        print(f'{FAULT_ENV}: rank {env.rank} exits after epoch {epoch} step {step} (test fault)', flush=True)
-        os._exit(1)
-
-
 def run_on_main_rank(fn: Callable[[], T], env: DistEnv) -> T:
     """Run `fn()` on rank 0 only and hand its result to every rank; the other ranks wait for it here (a barrier).
     When it fails, every rank stops together: rank 0 raises the error (reported once, there), the others exit quietly
