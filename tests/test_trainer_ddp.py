@@ -11,7 +11,7 @@ import torch
 from torch.utils.data import Dataset
 
 from arguments import get_args
-from helpers_trainer import tiny_arguments
+from helpers_trainer import phase_trainer, tiny_arguments
 from models.noise import TrainingNoise
 from data.bundle import build_data
 from data.curriculum import Batch
@@ -19,7 +19,7 @@ from trainer.distributed import DistEnv, launch
 from trainer.evaluate import evaluate_trials, extract_embeddings
 from trainer.loop import train_step
 from trainer.methods import JOINT
-from trainer.run import build_parts, build_trainer
+from trainer.run import build_parts
 from utils.seed import seed_everything
 
 STEPS = 3
@@ -46,8 +46,7 @@ def _build(root: str, env: DistEnv):
     data = build_data(args)
     seed_everything(args['rand_seed'])
     parts = build_parts(args, env, data).double()  # before DDP wraps it: DDP's buckets follow the dtype
-    trainer = build_trainer(args, env, data, None, os.path.join(root, f'unused-{env.world_size}'), parts, JOINT,
-                            best_name='unused', log_prefix='', label='')
+    trainer = phase_trainer(args, env, data, parts, JOINT, os.path.join(root, f'unused-{env.world_size}'))
     for module in trainer.core.modules():  # training noise off: its draws differ between processes
         if isinstance(module, TrainingNoise):
             module.low = module.high = 0.0

@@ -14,11 +14,6 @@ from trainer import checkpoint
 from utils.errors import UserError
 
 
-@pytest.fixture(scope='module')
-def root(tmp_path_factory):
-    return str(tmp_path_factory.mktemp('e2e'))
-
-
 @pytest.mark.parametrize('method', ['os_kdft2', 'os_kdft'])
 def test_joint_methods_train_two_epochs(root, method):
     main.main(tiny_arguments(root, method=method, name=method))

@@ -200,15 +200,17 @@ class StepTally:
 class Trainer:
     """Runs `fit` (one phase of a method) and `final_evaluation` on every rank; rank 0 logs and saves.
 
-    `core` is the phase's PhaseModule, `model` the same wrapped in DDP when distributed, `targets_of(batch)` computes
-    what the phase learns from. `new_optimizer()` builds the phase's optimiser and scheduler (again when the phase
-    module asks for a fresh start).
+    `core` is the phase's PhaseModule, `model` the same wrapped in DDP when distributed; `targets(parts, batch)` (the
+    phase's Phase.targets, e.g. trainer/methods.py pretrained_targets) computes what the phase learns from with the
+    shared model `parts`. `new_optimizer()` builds the phase's optimiser and scheduler (again when the phase module
+    asks for a fresh start).
     """
 
-    def __init__(self, core: PhaseModule, model: nn.Module, targets_of: Callable[[Batch], object],
+    def __init__(self, *, core: PhaseModule, model: nn.Module, parts: nn.Module,
+                 targets: Callable[[nn.Module, Batch], object],
                  new_optimizer: Callable[[], tuple[torch.optim.Optimizer, object]], train_set: Dataset,
                  validation: EvalSpec, env: DistEnv, logger, config: FitConfig):
-        self.core, self.model, self.targets_of, self.new_optimizer = core, model, targets_of, new_optimizer
+        self.core, self.model, self.parts, self.targets, self.new_optimizer = core, model, parts, targets, new_optimizer
         self.optimizer, self.scheduler = new_optimizer()
         self.train_set, self.validation, self.env, self.logger, self.cfg = train_set, validation, env, logger, config
         self.sampler = ResumableSampler(train_set, env, config.seed)
@@ -222,6 +224,10 @@ class Trainer:
         self.rng_on_resume = None
         self.stop_requested = False
         self.clock = time.time()  # TrainState.seconds counts up to here
+
+    def targets_of(self, batch: Batch) -> object:
+        """What the phase learns from for `batch` (no graph: frozen models only)."""
+        return self.targets(self.parts, batch)
 
     # ----- checkpoints -----
     def save(self, *names: str) -> None:
