@@ -96,6 +96,7 @@ def test_readme_shows_the_commands_these_tests_run():
         assert readme_line(command) in lines, readme_line(command)
 
 
+@pytest.mark.slow
 def test_a_fresh_torchrun_start_equals_the_spawn_launcher(root, straight, monkeypatch):
     monkeypatch.setenv('OMP_NUM_THREADS', '1')  # read by the spawned processes
     main.main(tiny_arguments(root, name='spawned', cpu_processes=2, **SETTINGS))
@@ -103,6 +104,7 @@ def test_a_fresh_torchrun_start_equals_the_spawn_launcher(root, straight, monkey
     assert comparable_results(straight) == comparable_results(_run_dir(root, 'spawned'))
 
 
+@pytest.mark.slow
 def test_two_nodes_with_a_c10d_rendezvous_train_and_evaluate(root, straight):
     """Two torchrun agents on localhost, one process each, one rendezvous endpoint: the same command on both."""
     endpoint, job_id = f'127.0.0.1:{free_port()}', uuid.uuid4().hex
@@ -117,6 +119,7 @@ def test_two_nodes_with_a_c10d_rendezvous_train_and_evaluate(root, straight):
     assert comparable_results(run) == comparable_results(straight)
 
 
+@pytest.mark.slow
 def test_an_elastic_restart_resumes_from_the_checkpoint(root, straight):
     """Rank 1 dies (exit status 1) after step 2 of epoch 2 (its 6th step: 4 per epoch), as injected by
     tests/torchrun_fault_main.py; torchrun restarts both ranks once, the run resumes from the end of epoch 1 and ends
@@ -136,6 +139,7 @@ def test_an_elastic_restart_resumes_from_the_checkpoint(root, straight):
         assert [line.split(']')[0] for line in f] == ['[1', '[2']  # each epoch logged once
 
 
+@pytest.mark.slow
 def test_a_first_start_refuses_an_existing_run_with_one_message(root, straight):
     before = sorted(os.listdir(straight))
     log = os.path.join(root, 'refused.log')

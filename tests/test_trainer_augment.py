@@ -53,6 +53,7 @@ def test_the_training_set_of_a_run_augments_as_drawn(root, noise):
         assert abs(count - 0.6 * n) <= 4 * np.sqrt(n * 0.24), (row, count)
 
 
+@pytest.mark.slow  # three runs
 def test_an_augmented_run_resumes_exactly(root, noise, monkeypatch):
     main.main(_arguments(root, noise, name='aug_straight'))
     calls = sigterm_after_steps(monkeypatch, {2})  # mid-epoch

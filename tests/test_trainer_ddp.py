@@ -7,6 +7,7 @@ relative, so a 1e-9 tolerance is both tight and never reached by chance."""
 import os
 
 import numpy as np
+import pytest
 import torch
 from torch.utils.data import Dataset
 
@@ -21,6 +22,8 @@ from trainer.loop import train_step
 from trainer.methods import JOINT
 from trainer.run import build_parts
 from utils.seed import seed_everything
+
+pytestmark = pytest.mark.slow  # two gloo ranks
 
 STEPS = 3
 DETERMINISTIC = dict(student_dropout=0.0, student_layerdrop=0.0, student_mask_time_prob=0.0, class_weight=False,
