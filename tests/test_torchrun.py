@@ -20,7 +20,8 @@ import torch
 import main
 from helpers_trainer import comparable_results, tiny_arguments
 from trainer import checkpoint
-from trainer.distributed import elastic_job, free_port, restart_store_note
+from trainer.distributed import free_port
+from utils.launcher import elastic_job, restart_store_note
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SETTINGS = dict(epoch=2, crop_size=4000, seg_size=4000)  # 4 steps per epoch: 36 utterances, global batch 8

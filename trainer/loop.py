@@ -9,7 +9,6 @@ keeps its last state.
 from __future__ import annotations
 
 import os
-import signal
 import sys
 import time
 from dataclasses import dataclass
@@ -25,7 +24,7 @@ from tqdm import tqdm
 from data.bundle import EvalSpec
 from data.cohort import CohortSpec
 from data.curriculum import Batch, collate_train
-from data.workers import STOP_SIGNALS, ignore_stop_signals, stop_signals_blocked
+from data.workers import ignore_stop_signals, stop_signals_blocked, stop_signals_handled
 from models.description import describe_model
 from trainer import checkpoint
 from trainer.checkpoint import CheckpointWriteError, StaleCheckpointError, TrainState
@@ -356,9 +355,8 @@ class Trainer:
 
     def fit(self) -> TrainState:
         """Train from the current state to `epochs`, validating every epoch when the phase validates."""
-        previous = {sig: signal.signal(sig, self.request_stop) for sig in STOP_SIGNALS}
         self.clock = time.time()
-        try:
+        with stop_signals_handled(self.request_stop):
             for epoch in range(self.state.epoch + 1, self.cfg.epochs + 1):
                 started = time.time()
                 if self.state.step == 0:
@@ -383,9 +381,6 @@ class Trainer:
                 self.save(*([self.cfg.best_name] if improved else []), checkpoint.LAST)
                 if self.env.is_main:
                     self.report_epoch(epoch, losses, eer, time.time() - started)
-        finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
         return self.state
 
     @property
