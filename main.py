@@ -47,13 +47,13 @@ from log import build_logger  # noqa: E402
 from models.teacher import load_ssl_config, make_tiny_teacher  # noqa: E402
 from trainer import checkpoint  # noqa: E402
 from trainer.checkpoint import CheckpointWriteError, StaleCheckpointError, UnsafeCheckpointError  # noqa: E402
-from trainer.distributed import (DistEnv, ElasticJob, elastic_job, launch, launched_by_torchrun,  # noqa: E402
-                                 planned_world_size, restart_store_note, run_on_main_rank, set_up_rank, torchrun_group,
-                                 visible_gpus)
+from trainer.distributed import (DistEnv, launch, launched_by_torchrun, planned_world_size,  # noqa: E402
+                                 run_on_main_rank, set_up_rank, torchrun_group, visible_gpus)
 from trainer.methods import phases_of  # noqa: E402
 from trainer.run import EXPORT_DIR, PhasesOutcome, final_cohort, final_lines, read_summary, run_phases  # noqa: E402
 from utils.atomic import atomic_write_bytes  # noqa: E402
 from utils.hardware import machine_cuda_problem  # noqa: E402
+from utils.launcher import ElasticJob, elastic_job, restart_store_note  # noqa: E402
 from utils.seed import seed_everything  # noqa: E402
 from utils.threads import intra_op_threads  # noqa: E402
 

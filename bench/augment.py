@@ -66,8 +66,9 @@ def main(argv: list[str] | None = None) -> None:
         items = utts.subset(np.arange(args.items) % len(utts))  # a pass long enough to outlast the prefetch
         cases = {}
         for name, (augmenter, prob) in settings(lists, bool(args.each_type)).items():
-            train_set = CurriculumTrainSet(items, speaker_table(utts), [], args.crop, 'constant', 1, seed=1,
-                                           p_const=1.0, augmenter=augmenter, aug_prob=prob, aug_rows=args.aug_rows)
+            train_set = CurriculumTrainSet(items, speaker_table(utts), [], args.crop, schedule='constant',
+                                           total_epochs=1, seed=1, p_const=1.0, augmenter=augmenter, aug_prob=prob,
+                                           aug_rows=args.aug_rows)
             cases.update({(name, w): loader_pass(train_set, args.batch, w) for w in args.workers})
         results = run_interleaved(cases, args.repeats, args.warmup, torch.device('cpu'))
     consumed = args.step_crops_per_s or step_crops_per_s(args.batch, args.crop, device, args.step_repeats)

@@ -119,7 +119,8 @@ def main(argv: list[str] | None = None) -> None:
         vox, libri = write_corpus(root, args.files, args.file_seconds, args.libri_files)
         utts, kd_paths = scan_voxceleb(vox), scan_librispeech(libri)
         items = utts.subset(np.arange(args.items) % len(utts))  # a pass long enough to outlast the prefetch
-        train_set = CurriculumTrainSet(items, speaker_table(utts), kd_paths, args.crop, 'linear', EPOCHS, seed=1)
+        train_set = CurriculumTrainSet(items, speaker_table(utts), kd_paths, args.crop, schedule='linear',
+                                       total_epochs=EPOCHS, seed=1)
         results = {}
         for epoch, source in ((1, 'LibriSpeech .flac (epoch 1)'), (EPOCHS, 'VoxCeleb1 .wav (epoch 100)')):
             train_set.set_epoch(epoch)

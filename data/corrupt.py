@@ -11,10 +11,8 @@ renamed into place when complete, with corruption.json recording per file what w
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
-import shutil
 import sys
 import tempfile
 
@@ -25,6 +23,7 @@ from data.audio import SAMPLE_RATE, read_audio
 from data.augment import Augmenter, NoiseLists, scan_noise_sets
 from data.demo import write_noise_set
 from data.voxceleb import find_audio
+from utils.atomic import atomic_directory
 from utils.errors import ArgumentParser, exit_on_user_error
 
 MANIFEST = 'corruption.json'
@@ -58,11 +57,8 @@ def corrupt_tree(src: str, out: str, seed: int, snr_db: tuple[float, float], rev
     """Write the corrupted copy of `src` to the new folder `out` with the files of `lists`; returns the manifest."""
     sources = find_audio(src, '<src>/**/*.wav or .flac (e.g. a VoxCeleb1 test tree)')
     augmenter = Augmenter(lists, kinds=ADDITIVE, snr_db={kind: snr_db for kind in ADDITIVE})
-    parent = os.path.dirname(os.path.abspath(out))
-    os.makedirs(parent, exist_ok=True)
-    staging = tempfile.mkdtemp(prefix=f'.{os.path.basename(os.path.abspath(out))}.incomplete-', dir=parent)
     files = {}
-    try:
+    with atomic_directory(out) as staging:
         for number, path in enumerate(sources):
             rng = np.random.default_rng([seed, _STREAM, number])
             wav = read_audio(path)  # [n] a test utterance, read whole as scoring reads it
@@ -80,10 +76,6 @@ def corrupt_tree(src: str, out: str, seed: int, snr_db: tuple[float, float], rev
                     'files': files}
         with open(os.path.join(staging, MANIFEST), 'w', encoding='utf-8') as handle:
             json.dump(manifest, handle, indent=1)
-        os.rename(staging, out)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return manifest
 
 

@@ -77,7 +77,7 @@ class CurriculumTrainSet(Dataset):
     item, per row, so the crops themselves are the same with or without augmentation.
     """
 
-    def __init__(self, ft_utts: UtteranceIndex, speakers: dict[str, int], kd_paths: list[str], crop_size: int,
+    def __init__(self, ft_utts: UtteranceIndex, speakers: dict[str, int], kd_paths: list[str], crop_size: int, *,
                  schedule: str, total_epochs: int, seed: int, rank: int = 0, p_const: float = 0.5,
                  max_bad_fraction: float = 0.0, kd_audio: bool = True, ft_audio: bool = True,
                  augmenter: Augmenter | None = None, aug_prob: float = 0.0, aug_rows: str = 'ft') -> None:

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 import time
 from dataclasses import dataclass
 from typing import Callable
@@ -19,6 +17,7 @@ from data.noise_synth import music_signal, noise_signal, room_impulse_response, 
 from data.synth import random_channel, random_voice, synthesize
 from data.trials import heldout_trials
 from data.utterance_index import Utterance
+from utils.atomic import atomic_directory
 
 GENERATOR_VERSION = 1  # bump when the synthesis changes, so that cached corpora are not reused
 MARKER = 'COMPLETE.json'
@@ -128,21 +127,14 @@ def _generate_once(root: str, name: str, what: str, contents: str, write: Callab
     if os.path.exists(target):
         raise FileExistsError(f"{target} exists but has no {MARKER} (an interrupted or foreign directory); it is "
                               f"left untouched: remove it yourself or choose another path_demo")
-    os.makedirs(root, exist_ok=True)
-    staging = tempfile.mkdtemp(prefix=f".{name}.incomplete-", dir=root)
     started = time.perf_counter()
     print(f"{what}: generating {contents} in {target}")
     try:
-        write(staging)
-        with open(os.path.join(staging, MARKER), 'w', encoding='utf-8') as handle:
-            json.dump(record, handle, indent=1)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    try:
-        os.rename(staging, target)
+        with atomic_directory(target) as staging:
+            write(staging)
+            with open(os.path.join(staging, MARKER), 'w', encoding='utf-8') as handle:
+                json.dump(record, handle, indent=1)
     except OSError:
-        shutil.rmtree(staging, ignore_errors=True)
         if not os.path.isfile(marker):  # another process finishing first is fine; anything else is not
             raise
     print(f"{what}: ready in {time.perf_counter() - started:.1f} s")

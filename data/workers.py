@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import signal
-from typing import Iterator
+from typing import Callable, Iterator
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1)
 
@@ -31,3 +31,15 @@ def stop_signals_blocked() -> Iterator[None]:
         yield
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+@contextlib.contextmanager
+def stop_signals_handled(handler: Callable[[int, object], None]) -> Iterator[None]:
+    """Inside this block `handler(signum, frame)` receives SIGTERM, SIGINT and SIGUSR1 (a preemption, a Ctrl-C,
+    Slurm's warning before a time limit); the previous handlers come back when it ends."""
+    previous = {sig: signal.signal(sig, handler) for sig in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)

@@ -9,8 +9,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import shutil
-import tempfile
 
 import torch
 from safetensors.torch import load_file, save_file
@@ -19,7 +17,7 @@ from torch import nn
 from export.cohort import ScoreNorm, read_cohort, write_cohort
 from export.model import FORMAT, SCORE_KIND, VERSION, ExportedModel, ExportError, read_document, read_safetensors
 from models.description import check_spec, describe_model
-from utils.atomic import umask_mode
+from utils.atomic import atomic_directory, umask_mode
 from trainer import checkpoint
 
 CONFIG_FILE = 'export.json'
@@ -51,14 +49,10 @@ def save_export(model: ExportedModel, out_dir: str) -> str:
         raise ExportError(f"cannot write export {out_dir}: its decision threshold is {model.threshold}, expected "
                           f"a finite number")
     check_new_directory(out_dir)
-    parent = os.path.dirname(os.path.abspath(out_dir))
-    os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix='.' + os.path.basename(os.path.abspath(out_dir)) + '.', suffix='.tmp', dir=parent)
-    os.chmod(tmp, umask_mode(0o777))  # mkdtemp makes it private; an export is meant to be shared
     document = {'format': FORMAT, 'version': VERSION, 'model': model.spec,
                 'decision': {'threshold': float(model.threshold), 'score_kind': SCORE_KIND},
                 'metadata': model.metadata}
-    try:
+    with atomic_directory(out_dir) as tmp:
         tensors = {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
         save_file(tensors, os.path.join(tmp, WEIGHTS_FILE), metadata={'format': FORMAT})
         os.chmod(os.path.join(tmp, WEIGHTS_FILE), umask_mode())  # safetensors writes it private (0600)
@@ -66,10 +60,6 @@ def save_export(model: ExportedModel, out_dir: str) -> str:
             document['score_norm'] = write_cohort(model.score_norm, tmp)
         with open(os.path.join(tmp, CONFIG_FILE), 'w', encoding='utf-8') as handle:
             json.dump(document, handle, indent=1, default=plain_json)
-        os.rename(tmp, out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return out_dir
 
 

@@ -4,6 +4,7 @@ import os
 import signal
 
 import trainer.loop
+from trainer.run import build_trainer, loop_config, phase_config
 
 from data.demo import make_demo_corpus
 from models.teacher import make_tiny_teacher
@@ -53,3 +54,10 @@ def sigterm_after_steps(monkeypatch, stop_after: set[int]) -> dict:
 
     monkeypatch.setattr(trainer.loop, 'train_step', step_then_maybe_sigterm)
     return calls
+
+
+def phase_trainer(args: dict, env, data, parts, phase, run_dir: str):
+    """The Trainer run_phases would build for `phase` as the method's last phase (trainer/run.py build_trainer), its
+    files in `run_dir`."""
+    config = phase_config(loop_config(args, env, run_dir), args, phase, final=True, label='')
+    return build_trainer(args, env, data, None, parts, phase, config)

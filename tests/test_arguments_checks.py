@@ -184,6 +184,7 @@ def test_help_serves_another_command(capsys):
 
 
 
+@pytest.mark.slow  # a real main.py process
 def test_help_into_a_reader_that_stops_early_exits_quietly(capsys):
     """`python main.py --help | head`: the reader closes the pipe while help is still being written."""
     with pytest.raises(SystemExit):

@@ -19,6 +19,8 @@ import sys
 import pytest
 import torch
 
+pytestmark = pytest.mark.slow  # runs the bench scripts
+
 REPOSITORY = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FAST = ['--repeats', '1', '--warmup', '0', '--threads', '1']
 SMALLEST = {  # script -> its smallest configuration

@@ -6,13 +6,13 @@ import torch
 
 from arguments import get_args
 from data.bundle import build_data
-from helpers_trainer import tiny_arguments
+from helpers_trainer import phase_trainer, tiny_arguments
 from models.losses import AAMSoftmaxLoss, DistilHuBERTLoss, SoftmaxLoss, embedding_mse
 from trainer.distributed import DistEnv
 from trainer.evaluate import evaluate_trials, extract_embeddings
 from trainer.loop import train_step
 from trainer.methods import JOINT
-from trainer.run import build_parts, build_trainer
+from trainer.run import build_parts
 from utils.seed import seed_everything
 
 ENV = DistEnv(0, 1, torch.device('cpu'))
@@ -68,7 +68,7 @@ def joint(root):
     data = build_data(args)
     seed_everything(args['rand_seed'])
     parts = build_parts(args, ENV, data)
-    trainer = build_trainer(args, ENV, data, None, root, parts, JOINT, best_name='unused', log_prefix='', label='')
+    trainer = phase_trainer(args, ENV, data, parts, JOINT, root)
     trainer.train_set.set_epoch(1)
     trainer.sampler.set_epoch(1)
     return trainer, data

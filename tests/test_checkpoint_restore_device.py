@@ -11,11 +11,11 @@ import torch
 import main
 from arguments import get_args
 from data.bundle import build_data
-from helpers_trainer import sigterm_after_steps, tiny_arguments
+from helpers_trainer import phase_trainer, sigterm_after_steps, tiny_arguments
 from trainer import checkpoint
 from trainer.distributed import DistEnv
 from trainer.methods import phases_of
-from trainer.run import build_parts, build_trainer
+from trainer.run import build_parts
 from utils.seed import get_rng_state, set_rng_state
 
 
@@ -34,7 +34,7 @@ def test_mid_epoch_checkpoint_restores_rng_with_weights_on_meta(tmp_path, monkey
     data = build_data(args)
     parts = build_parts(args, env, data)
     phase = phases_of(args)[0]
-    trainer = build_trainer(args, env, data, None, os.path.dirname(path), parts, phase, checkpoint.BEST, '', '')
+    trainer = phase_trainer(args, env, data, parts, phase, os.path.dirname(path))
     assert next(trainer.core.parameters()).device.type == 'meta'
     trainer.resume(path)
     assert (trainer.state.epoch, trainer.state.step) == (0, 1)

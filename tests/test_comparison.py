@@ -15,8 +15,8 @@ STEPS_PER_EPOCH = 4  # 36 training utterances, batch 8, drop_last
 STOP_AT = 3 * STEPS_PER_EPOCH + 2  # os_kdft2, os_kdft, precomp's KD phase, then 2 steps into its FT phase
 
 
-def test_comparison_runs_resumes_and_reuses_four_methods(tmp_path, monkeypatch):
-    root = str(tmp_path)
+@pytest.mark.slow
+def test_comparison_runs_resumes_and_reuses_four_methods(root, monkeypatch):
     argv = tiny_arguments(root, **BUDGET)
     folder = os.path.join(root, 'runs', 'OS-KDFT2')
 
@@ -51,6 +51,6 @@ def test_comparison_runs_resumes_and_reuses_four_methods(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize('key', ['method', 'resume'])
-def test_comparison_refuses_keys_it_sets_itself(tmp_path, key):
+def test_comparison_refuses_keys_it_sets_itself(root, key):
     with pytest.raises(SystemExit, match=f"'{key}'"):
-        compare(tiny_arguments(str(tmp_path), **{key: 'precomp' if key == 'method' else True}))
+        compare(tiny_arguments(root, **{key: 'precomp' if key == 'method' else True}))

@@ -177,12 +177,12 @@ def _items(data: CurriculumTrainSet) -> list[tuple[np.ndarray, np.ndarray]]:
 
 def test_aug_prob_zero_gives_the_released_crops_and_augmentation_moves_no_crop(corpus, lists):
     utts, table, libri = corpus
-    released = CurriculumTrainSet(utts, table, libri, CROP, 'constant', 4, seed=3, p_const=0.5)
-    plain = CurriculumTrainSet(utts, table, libri, CROP, 'constant', 4, seed=3, p_const=0.5,
+    released = CurriculumTrainSet(utts, table, libri, CROP, schedule='constant', total_epochs=4, seed=3, p_const=0.5)
+    plain = CurriculumTrainSet(utts, table, libri, CROP, schedule='constant', total_epochs=4, seed=3, p_const=0.5,
                                augmenter=Augmenter(lists), aug_prob=0.0, aug_rows='both')
-    ft_only = CurriculumTrainSet(utts, table, libri, CROP, 'constant', 4, seed=3, p_const=0.5,
+    ft_only = CurriculumTrainSet(utts, table, libri, CROP, schedule='constant', total_epochs=4, seed=3, p_const=0.5,
                                  augmenter=Augmenter(lists), aug_prob=0.6, aug_rows='ft')
-    both = CurriculumTrainSet(utts, table, libri, CROP, 'constant', 4, seed=3, p_const=0.5,
+    both = CurriculumTrainSet(utts, table, libri, CROP, schedule='constant', total_epochs=4, seed=3, p_const=0.5,
                               augmenter=Augmenter(lists), aug_prob=0.6, aug_rows='both')
     changed = {'ft': 0, 'kd': 0}
     for epoch in (1, 2, 3):
@@ -210,8 +210,8 @@ def test_aug_prob_zero_gives_the_released_crops_and_augmentation_moves_no_crop(c
 
 def test_same_item_same_augmentation_other_epochs_differ(corpus, lists):
     utts, table, libri = corpus
-    make = lambda rank: CurriculumTrainSet(utts, table, libri, CROP, 'linear', 4, seed=5, rank=rank,
-                                           augmenter=Augmenter(lists), aug_prob=1.0, aug_rows='both')
+    make = lambda rank: CurriculumTrainSet(utts, table, libri, CROP, schedule='linear', total_epochs=4, seed=5,
+                                           rank=rank, augmenter=Augmenter(lists), aug_prob=1.0, aug_rows='both')
     a, b, other_rank = make(0), make(0), make(1)
     b = pickle.loads(pickle.dumps(b))  # what a DataLoader worker receives
     first = _items(a)
@@ -228,8 +228,8 @@ def test_an_interrupted_epoch_resumes_with_the_same_augmented_items(corpus, list
     env, batch = DistEnv(0, 1, torch.device('cpu')), 2
 
     def loader(workers: int) -> tuple[CurriculumTrainSet, ResumableSampler, DataLoader]:
-        data = CurriculumTrainSet(utts, table, libri, CROP, 'linear', 3, seed=2, augmenter=Augmenter(lists),
-                                  aug_prob=0.6, aug_rows='both')
+        data = CurriculumTrainSet(utts, table, libri, CROP, schedule='linear', total_epochs=3, seed=2,
+                                  augmenter=Augmenter(lists), aug_prob=0.6, aug_rows='both')
         sampler = ResumableSampler(data, env, seed=2)
         return data, sampler, DataLoader(data, batch_size=batch, sampler=sampler, num_workers=workers,
                                          collate_fn=collate_train, drop_last=True)
@@ -250,7 +250,7 @@ def test_an_interrupted_epoch_resumes_with_the_same_augmented_items(corpus, list
 def test_augmentation_without_files_is_an_invariant_the_settings_check_keeps(corpus):
     utts, table, libri = corpus  # the user-facing refusal is arguments.check_args' (below)
     with pytest.raises(AssertionError):
-        CurriculumTrainSet(utts, table, libri, CROP, 'linear', 3, seed=2, aug_prob=0.5)
+        CurriculumTrainSet(utts, table, libri, CROP, schedule='linear', total_epochs=3, seed=2, aug_prob=0.5)
 
 
 def test_missing_or_empty_folders_are_named(noise_root, tmp_path):

@@ -58,7 +58,8 @@ def test_train_on_voxceleb2_and_score_o_e_h_on_voxceleb1(corpus):
     assert wav.shape == (1310,)  # the E list's dev utterance is read from the VoxCeleb1 dev root
     # the two calls trainer/build.py makes
     np.testing.assert_array_equal(class_counts(data.train_utts, data.speakers), [3, 3, 3, 3])
-    train_set = CurriculumTrainSet(data.train_utts, data.speakers, data.kd_paths, 100, 'constant', 2, 1, 0, 1.0, 0.0)
+    train_set = CurriculumTrainSet(data.train_utts, data.speakers, data.kd_paths, 100, schedule='constant',
+                                   total_epochs=2, seed=1, rank=0, p_const=1.0, max_bad_fraction=0.0)
     assert [train_set[i][2] for i in range(0, 12, 3)] == [0, 1, 2, 3]
 
 

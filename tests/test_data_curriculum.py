@@ -45,7 +45,7 @@ def test_schedules_by_name():
 def test_voxceleb_fraction_follows_the_schedule(schedule):
     n, total = 3000, 10
     data = CurriculumTrainSet(_fake_utts(n), speaker_table(_fake_utts(7)), [f'/nowhere/l{k}.flac' for k in range(50)],
-                              CROP, schedule, total, seed=5)
+                              CROP, schedule=schedule, total_epochs=total, seed=5)
     for epoch in (1, 3, 6, 9, 10):
         data.set_epoch(epoch)
         p = SCHEDULES[schedule](epoch, total, 0.5)
@@ -57,7 +57,8 @@ def test_voxceleb_fraction_follows_the_schedule(schedule):
 
 def test_librispeech_is_cycled_in_a_per_epoch_permutation():
     kd = [f'/nowhere/l{k}.flac' for k in range(40)]
-    data = CurriculumTrainSet(_fake_utts(100), speaker_table(_fake_utts(7)), kd, CROP, 'none', 3, seed=11)
+    data = CurriculumTrainSet(_fake_utts(100), speaker_table(_fake_utts(7)), kd, CROP, schedule='none', total_epochs=3,
+                              seed=11)
     orders = []
     for epoch in (1, 2):
         data.set_epoch(epoch)
@@ -71,7 +72,7 @@ def test_librispeech_is_cycled_in_a_per_epoch_permutation():
 
 def test_items_are_crops_of_the_right_files(corpus):
     utts, table, libri = corpus
-    data = CurriculumTrainSet(utts, table, libri, CROP, 'constant', 4, seed=1, p_const=0.5)
+    data = CurriculumTrainSet(utts, table, libri, CROP, schedule='constant', total_epochs=4, seed=1, p_const=0.5)
     seen_sources = set()
     for epoch in (1, 2):
         data.set_epoch(epoch)
@@ -93,7 +94,7 @@ def test_same_seed_epoch_rank_repeat_and_others_differ(corpus):
     utts, table, libri = corpus
 
     def items(seed=1, epoch=2, rank=0):
-        data = CurriculumTrainSet(utts, table, libri, CROP, 'linear', 4, seed=seed, rank=rank)
+        data = CurriculumTrainSet(utts, table, libri, CROP, schedule='linear', total_epochs=4, seed=seed, rank=rank)
         data.set_epoch(epoch)
         return [data[i] for i in range(len(data))]
 
@@ -110,7 +111,7 @@ def test_same_seed_epoch_rank_repeat_and_others_differ(corpus):
 
 def test_dataloader_workers_give_the_same_batches(corpus):
     utts, table, libri = corpus
-    data = CurriculumTrainSet(utts, table, libri, CROP, 'linear', 4, seed=3)
+    data = CurriculumTrainSet(utts, table, libri, CROP, schedule='linear', total_epochs=4, seed=3)
     data.set_epoch(2)
     serial = list(DataLoader(data, batch_size=4, collate_fn=collate_train))
     parallel = list(DataLoader(data, batch_size=4, collate_fn=collate_train, num_workers=2))
@@ -132,8 +133,8 @@ def test_dataloader_workers_give_the_same_batches(corpus):
 def test_without_librispeech_only_all_voxceleb_schedules_are_allowed(corpus):
     utts, table, _ = corpus
     with pytest.raises(ValueError, match='path_libri'):
-        CurriculumTrainSet(utts, table, [], CROP, 'linear', 4, seed=1)
-    data = CurriculumTrainSet(utts, table, [], CROP, 'constant', 4, seed=1, p_const=1.0)
+        CurriculumTrainSet(utts, table, [], CROP, schedule='linear', total_epochs=4, seed=1)
+    data = CurriculumTrainSet(utts, table, [], CROP, schedule='constant', total_epochs=4, seed=1, p_const=1.0)
     assert all(data[i][3] for i in range(len(data)))
     with pytest.raises(AssertionError):
         data.set_epoch(5)
@@ -147,10 +148,11 @@ def test_unreadable_training_files(corpus, tmp_path):
         handle.write(b'not a wav file at all' * 20)
     with_broken = UtteranceIndex.from_utterances([Utterance(broken, 'id10000/brokenvideo/00001.wav', 'id10000')] +
                                                  list(utts))
-    strict = CurriculumTrainSet(with_broken, table, libri, CROP, 'none', 4, seed=1)
+    strict = CurriculumTrainSet(with_broken, table, libri, CROP, schedule='none', total_epochs=4, seed=1)
     with pytest.raises(AudioError, match='brokenvideo'):
         strict[0]
-    tolerant = CurriculumTrainSet(with_broken, table, libri, CROP, 'none', 4, seed=1, max_bad_fraction=0.2)
+    tolerant = CurriculumTrainSet(with_broken, table, libri, CROP, schedule='none', total_epochs=4, seed=1,
+                                  max_bad_fraction=0.2)
     with pytest.warns(UserWarning, match='brokenvideo'):
         _, wav_ft, label, _, skipped = tolerant[0]
     assert skipped == (broken,)
@@ -158,6 +160,7 @@ def test_unreadable_training_files(corpus, tmp_path):
     replacement = with_broken[int(decode(wav_ft[:1])[0][0]) + 1]  # coded file j is utts[j]
     assert label == table[replacement.speaker]
     np.testing.assert_array_equal(wav_ft, expected_crop(replacement.path, wav_ft))
-    too_strict = CurriculumTrainSet(with_broken, table, libri, CROP, 'none', 4, seed=1, max_bad_fraction=0.01)
+    too_strict = CurriculumTrainSet(with_broken, table, libri, CROP, schedule='none', total_epochs=4, seed=1,
+                                    max_bad_fraction=0.01)
     with pytest.raises(AudioError, match='max_bad_audio_fraction'):
         too_strict[0]

@@ -115,6 +115,7 @@ def _mfcc_means(paths: list[str]) -> np.ndarray:
     return np.array(means)  # [U, 19]
 
 
+@pytest.mark.slow  # generates the full demo corpus
 def test_default_corpus_is_learnable_but_not_trivial(tmp_path_factory):
     started = time.perf_counter()
     paths = make_demo_corpus(str(tmp_path_factory.mktemp('demo_default')))

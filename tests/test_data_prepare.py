@@ -42,6 +42,7 @@ def m4a_tree(tmp_path):
     return src, signals
 
 
+@pytest.mark.slow  # a real data.prepare process
 @needs_ffmpeg
 def test_convert_writes_verified_wav_and_resumes(m4a_tree, tmp_path, capsys):
     src, signals = m4a_tree

@@ -8,6 +8,8 @@ import textwrap
 
 import pytest
 
+pytestmark = pytest.mark.slow  # signals a subprocess and its DataLoader workers
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 # A loader over slow items in 2 workers; on a stop signal the main process takes 3 more batches (the workers must

@@ -24,6 +24,8 @@ from helpers_disk import small_filesystem
 from helpers_trainer import comparable_results, tiny_arguments
 from trainer import checkpoint
 
+pytestmark = pytest.mark.slow  # fills a disk under real processes
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RUNNER = os.path.join(REPO, 'tests', 'disk_full_main.py')
 DISK_MB = 8  # holds a tiny run (two ~1 MB checkpoints, a temporary copy, the export, the logs and sources)

@@ -9,10 +9,10 @@ from torch.utils.data import Dataset
 
 from arguments import get_args
 from data.bundle import build_data
-from helpers_trainer import tiny_arguments
+from helpers_trainer import phase_trainer, tiny_arguments
 from trainer.distributed import DistEnv
 from trainer.methods import JOINT
-from trainer.run import build_parts, build_trainer
+from trainer.run import build_parts
 from utils.seed import seed_everything
 
 ENV = DistEnv(0, 1, torch.device('cpu'))
@@ -40,8 +40,7 @@ def test_validation_reads_with_the_workers_and_scores_the_same(root, tmp_path):
         data = build_data(args)
         seed_everything(args['rand_seed'])
         parts = build_parts(args, ENV, data)
-        trainer = build_trainer(args, ENV, data, None, root, parts, JOINT, best_name='unused', log_prefix='',
-                                label='')
+        trainer = phase_trainer(args, ENV, data, parts, JOINT, root)
         folder = tmp_path / f'workers{workers}'
         folder.mkdir()
         trainer.validation = dataclasses.replace(trainer.validation,

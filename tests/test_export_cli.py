@@ -139,6 +139,7 @@ def test_user_errors_are_one_line_naming_the_path(setup):
     assert 'trial key id19999/video0/00001.wav not found' in message and str(setup['base'] / 'wav') in message
 
 
+@pytest.mark.slow  # a real python -m export process
 def test_module_entry_point_reports_without_traceback(tmp_path):
     wav = tmp_path / 'a.wav'
     wav.write_bytes(b'')

@@ -8,11 +8,11 @@ import torch
 
 from arguments import SYSTEM_ARGS, check_devices, get_args
 from data.bundle import build_data
-from helpers_trainer import tiny_arguments
+from helpers_trainer import phase_trainer, tiny_arguments
 from trainer.distributed import DistEnv, local_rank_device
 from trainer.loop import train_step
 from trainer.methods import JOINT
-from trainer.run import build_parts, build_trainer
+from trainer.run import build_parts
 from utils.errors import UserError
 from utils.hardware import CUBLAS_WORKSPACE, apply_numerics, start_line, unusable_cuda
 from utils.seed import seed_everything
@@ -109,8 +109,7 @@ def test_a_training_step_runs_with_deterministic_algorithms(root, numerics):
         args = get_args(tiny_arguments(root, deterministic=deterministic))
         data = build_data(args)
         seed_everything(args['rand_seed'])
-        trainer = build_trainer(args, env, data, None, root, build_parts(args, env, data), JOINT, best_name='unused',
-                                log_prefix='', label='')
+        trainer = phase_trainer(args, env, data, build_parts(args, env, data), JOINT, root)
         trainer.train_set.set_epoch(1)
         trainer.sampler.set_epoch(1)
         batch = next(iter(trainer.loader))

@@ -6,6 +6,7 @@ import os
 import sys
 import warnings
 
+import pytest
 
 import main
 from helpers_log import all_files, files_containing, fresh_wandb  # noqa: F401  (fresh_wandb is a fixture)
@@ -28,6 +29,7 @@ def local_series(run_dir: str) -> dict[str, list[tuple[int, float]]]:
     return series
 
 
+@pytest.mark.slow  # a two-phase run
 def test_full_offline_run_reaches_both_trackers_without_tokens(tmp_path, monkeypatch, fresh_wandb):
     monkeypatch.chdir(tmp_path)                                   # neptune offline data: ./.neptune
     monkeypatch.setenv('WANDB_MODE', 'offline')

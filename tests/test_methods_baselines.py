@@ -11,18 +11,13 @@ import data.curriculum
 from arguments import get_args
 from data.bundle import build_data
 from data.curriculum import Batch
-from helpers_trainer import tiny_arguments
+from helpers_trainer import phase_trainer, tiny_arguments
 from trainer.distributed import DistEnv
 from trainer.methods import METHODS, finetuned_targets
-from trainer.run import build_parts, build_trainer
+from trainer.run import build_parts
 from utils.seed import seed_everything
 
 ENV = DistEnv(0, 1, torch.device('cpu'))
-
-
-@pytest.fixture(scope='module')
-def root(tmp_path_factory):
-    return str(tmp_path_factory.mktemp('baselines'))
 
 
 def _trainer(root: str, method: str, index: int, **extra):
@@ -30,8 +25,7 @@ def _trainer(root: str, method: str, index: int, **extra):
     data = build_data(args)
     seed_everything(args['rand_seed'])
     parts = build_parts(args, ENV, data)
-    trainer = build_trainer(args, ENV, data, None, root, parts, METHODS[method].phases[index], best_name='unused',
-                            log_prefix='', label='')
+    trainer = phase_trainer(args, ENV, data, parts, METHODS[method].phases[index], root)
     return args, parts, trainer
 
 

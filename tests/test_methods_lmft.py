@@ -14,11 +14,11 @@ import trainer.run
 from arguments import get_args
 from data.bundle import build_data
 from data.curriculum import Batch
-from helpers_trainer import comparable_results, sigterm_after_steps, tiny_arguments
+from helpers_trainer import comparable_results, phase_trainer, sigterm_after_steps, tiny_arguments
 from trainer import checkpoint
 from trainer.distributed import DistEnv
 from trainer.methods import LMFT, METHODS, phases_of
-from trainer.run import build_parts, build_trainer
+from trainer.run import build_parts
 from utils.seed import seed_everything
 
 ENV = DistEnv(0, 1, torch.device('cpu'))
@@ -57,8 +57,7 @@ def _lmft_trainer(root: str, **extra):
     data = build_data(args)
     seed_everything(args['rand_seed'])
     parts = build_parts(args, ENV, data)
-    lmft = build_trainer(args, ENV, data, None, root, parts, phases_of(args)[-1], best_name='unused', log_prefix='',
-                         label='')
+    lmft = phase_trainer(args, ENV, data, parts, phases_of(args)[-1], root)
     return args, parts, lmft
 
 
@@ -137,8 +136,8 @@ def straight(root):
     seen = {}
     real = trainer.run.build_trainer
 
-    def build(args, env, data, logger, run_dir, parts, phase, **kwargs):
-        built = real(args, env, data, logger, run_dir, parts, phase, **kwargs)
+    def build(args, env, data, logger, parts, phase, config):
+        built = real(args, env, data, logger, parts, phase, config)
         if phase.name == 'lmft':
             seen['start'] = {k: v.clone() for k, v in built.core.state_dict().items()}
         return built

@@ -6,20 +6,15 @@ import torch
 
 from arguments import get_args
 from data.bundle import build_data
-from helpers_trainer import tiny_arguments
+from helpers_trainer import phase_trainer, tiny_arguments
 from trainer.distributed import DistEnv
 from trainer.loop import train_step
 from trainer.methods import METHODS
-from trainer.run import build_parts, build_trainer
+from trainer.run import build_parts
 from utils.seed import seed_everything
 
 PASSES = 10
 ENV = DistEnv(0, 1, torch.device('cpu'))
-
-
-@pytest.fixture(scope='module')
-def root(tmp_path_factory):
-    return str(tmp_path_factory.mktemp('phase_modules'))
 
 
 def _phase_trainer(root: str, method: str, index: int):
@@ -27,8 +22,7 @@ def _phase_trainer(root: str, method: str, index: int):
     data = build_data(args)
     seed_everything(args['rand_seed'])
     parts = build_parts(args, ENV, data)
-    trainer = build_trainer(args, ENV, data, None, root, parts, METHODS[method].phases[index], best_name='unused',
-                            log_prefix='', label='')
+    trainer = phase_trainer(args, ENV, data, parts, METHODS[method].phases[index], root)
     trainer.train_set.set_epoch(1)
     trainer.sampler.set_epoch(1)
     return trainer, parts, list(trainer.loader)

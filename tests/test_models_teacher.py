@@ -1,5 +1,4 @@
 """Teacher loading (local directory like a hub id, clear offline errors), freezing, and use as a loss target."""
-import os
 
 import huggingface_hub.constants
 import pytest

@@ -14,6 +14,8 @@ import main
 from helpers_trainer import comparable_results, tiny_arguments
 from trainer import checkpoint
 
+pytestmark = pytest.mark.slow  # signals a process group of real processes
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SETTINGS = dict(epoch=2, crop_size=4000, seg_size=4000, batch_size=4)
 
@@ -40,8 +42,7 @@ def _stopped_by_group_signal(root: str, name: str, signum: int, **extra) -> str:
     return run_dir
 
 
-def test_group_sigterm_with_workers_then_resume_equals_the_straight_run(tmp_path):
-    root = str(tmp_path)
+def test_group_sigterm_with_workers_then_resume_equals_the_straight_run(root):
     main.main(tiny_arguments(root, name='straight', num_workers=2, **SETTINGS))
     run_dir = _stopped_by_group_signal(root, 'preempted', signal.SIGTERM, num_workers=2)
     main.main(tiny_arguments(root, name='preempted', resume=True, num_workers=2, **SETTINGS))
@@ -54,6 +55,6 @@ def test_group_sigterm_with_workers_then_resume_equals_the_straight_run(tmp_path
 
 
 @pytest.mark.parametrize('signum', [signal.SIGUSR1])
-def test_group_sigusr1_reaches_spawned_ranks_and_their_workers(tmp_path, signum):
-    run_dir = _stopped_by_group_signal(str(tmp_path), 'warned', signum, num_workers=1, cpu_processes=2)
+def test_group_sigusr1_reaches_spawned_ranks_and_their_workers(root, signum):
+    run_dir = _stopped_by_group_signal(root, 'warned', signum, num_workers=1, cpu_processes=2)
     assert checkpoint.load(os.path.join(run_dir, checkpoint.LAST))['world_size'] == 2  # both ranks took part

@@ -17,13 +17,6 @@ from trainer import checkpoint
 from utils.errors import UserError
 
 
-@pytest.fixture(scope='module')
-def root(tmp_path_factory):
-    path = str(tmp_path_factory.mktemp('reliability'))
-    tiny_arguments(path)
-    return path
-
-
 def _run_dir(root, name):
     return os.path.join(root, 'runs', 'OS-KDFT2', name)
 

@@ -127,6 +127,7 @@ def test_resume_after_a_failed_start_starts_at_epoch_1(root, capsys):
     assert len(os.listdir(os.path.join(run, checkpoint.ATTEMPTS))) == 1
 
 
+@pytest.mark.slow  # a real main.py process
 @pytest.mark.parametrize('processes', [1, 2])
 def test_a_wrong_path_train_is_one_error_line_and_exit_status_2(root, tmp_path, processes):
     """`python main.py` (a real process; with cpu_processes=2 the two gloo ranks would be spawned after the checks)

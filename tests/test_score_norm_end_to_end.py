@@ -62,6 +62,7 @@ def direct_asnorm(root: str, export: str, runtime: str = 'torch') -> tuple[dict,
     return verification_metrics(np.array(normalised), trials.labels), np.array(normalised), trials
 
 
+@pytest.mark.slow  # a run with AS-Norm (the `run` fixture)
 def test_final_evaluation_reports_raw_and_asnorm_side_by_side(run, root):
     run_dir, printed = run
     results = json.load(open(os.path.join(run_dir, 'results.json')))['final']['O']
@@ -81,6 +82,7 @@ def test_final_evaluation_reports_raw_and_asnorm_side_by_side(run, root):
         assert norm[metric] == pytest.approx(expected[metric], abs=1e-3)
 
 
+@pytest.mark.slow  # a run with AS-Norm (the `run` fixture)
 def test_the_export_carries_the_cohort_of_every_training_speaker(run):
     run_dir, _ = run
     export = os.path.join(run_dir, 'export')
@@ -109,6 +111,7 @@ def test_the_space_check_counts_the_cohort(root, monkeypatch, capsys):
     assert len(errors) == 1 and ', the export ~' in errors[0] and ', its AS-Norm cohort ~0.0 MB)' in errors[0]
 
 
+@pytest.mark.slow  # a run with AS-Norm (the `run` fixture)
 @pytest.mark.parametrize('runtime', ['torch', 'onnx'])
 def test_export_score_prints_asnorm_figures_equal_to_the_formula(run, root, tmp_path, capsys, runtime):
     run_dir, _ = run
@@ -129,6 +132,7 @@ def test_export_score_prints_asnorm_figures_equal_to_the_formula(run, root, tmp_
     assert len(raw) == len(rows) and all(len(r) == 3 for r in raw)  # the raw scores file keeps its format
 
 
+@pytest.mark.slow  # a run with AS-Norm (the `run` fixture)
 def test_a_broken_cohort_is_one_error_naming_the_file(run, tmp_path):
     import shutil
     broken = str(tmp_path / 'export')
@@ -138,6 +142,7 @@ def test_a_broken_cohort_is_one_error_naming_the_file(run, tmp_path):
         load_exported(broken)
 
 
+@pytest.mark.slow  # a run with AS-Norm (the `run` fixture)
 def test_an_onnx_file_outside_its_export_gets_the_cohort_beside_it(run, tmp_path):
     """write_onnx of a model not read from an export directory writes the cohort next to the ONNX file; the
     description's section reads back to the same cohort and threshold."""

@@ -20,7 +20,8 @@ import torch
 import main
 from helpers_trainer import comparable_results, tiny_arguments
 from trainer import checkpoint
-from trainer.distributed import FAULT_ENV, elastic_job, free_port, restart_store_note
+from trainer.distributed import free_port
+from utils.launcher import elastic_job, restart_store_note
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SETTINGS = dict(epoch=2, crop_size=4000, seg_size=4000)  # 4 steps per epoch: 36 utterances, global batch 8
@@ -39,13 +40,14 @@ def readme_line(command: tuple[dict, list[str]]) -> str:
 
 
 def _start(command: tuple[dict, list[str]], argv: list[str], log: str, extra_env: dict | None = None,
-           endpoint: str = '', job_id: str = '') -> tuple[subprocess.Popen, str]:
-    """Start torchrun with `command`'s flags (endpoint and job id filled in) on main.py `argv`; output into `log`."""
+           endpoint: str = '', job_id: str = '', script: str = 'main.py') -> tuple[subprocess.Popen, str]:
+    """Start torchrun with `command`'s flags (endpoint and job id filled in) on `script` (main.py, or a test's
+    wrapper of it) with `argv`; output into `log`."""
     env, flags = command
     flags = [f.replace('HOST0:29400', endpoint).replace('JOB_ID', job_id) for f in flags]
     environment = {**os.environ, 'OMP_NUM_THREADS': '1', **env, **(extra_env or {})}
     with open(log, 'w') as out:
-        process = subprocess.Popen([sys.executable, '-m', 'torch.distributed.run', *flags, 'main.py', *argv],
+        process = subprocess.Popen([sys.executable, '-m', 'torch.distributed.run', *flags, script, *argv],
                                    cwd=REPO, env=environment, stdout=out, stderr=subprocess.STDOUT)
     return process, log
 
@@ -95,6 +97,7 @@ def test_readme_shows_the_commands_these_tests_run():
         assert readme_line(command) in lines, readme_line(command)
 
 
+@pytest.mark.slow
 def test_a_fresh_torchrun_start_equals_the_spawn_launcher(root, straight, monkeypatch):
     monkeypatch.setenv('OMP_NUM_THREADS', '1')  # read by the spawned processes
     main.main(tiny_arguments(root, name='spawned', cpu_processes=2, **SETTINGS))
@@ -102,6 +105,7 @@ def test_a_fresh_torchrun_start_equals_the_spawn_launcher(root, straight, monkey
     assert comparable_results(straight) == comparable_results(_run_dir(root, 'spawned'))
 
 
+@pytest.mark.slow
 def test_two_nodes_with_a_c10d_rendezvous_train_and_evaluate(root, straight):
     """Two torchrun agents on localhost, one process each, one rendezvous endpoint: the same command on both."""
     endpoint, job_id = f'127.0.0.1:{free_port()}', uuid.uuid4().hex
@@ -116,15 +120,18 @@ def test_two_nodes_with_a_c10d_rendezvous_train_and_evaluate(root, straight):
     assert comparable_results(run) == comparable_results(straight)
 
 
+@pytest.mark.slow
 def test_an_elastic_restart_resumes_from_the_checkpoint(root, straight):
-    """Rank 1 dies (exit status 1) after step 2 of epoch 2; torchrun restarts both ranks once, the run resumes from
-    the end of epoch 1 and ends with the uninterrupted run's parameters."""
+    """Rank 1 dies (exit status 1) after step 2 of epoch 2 (its 6th step: 4 per epoch), as injected by
+    tests/torchrun_fault_main.py; torchrun restarts both ranks once, the run resumes from the end of epoch 1 and ends
+    with the uninterrupted run's parameters."""
     argv = tiny_arguments(root, name='elastic', **SETTINGS)
     log = os.path.join(root, 'elastic.log')
-    [(status, out)] = _finish([_start(ELASTIC, argv, log, extra_env={FAULT_ENV: '1:2:2'})])
+    [(status, out)] = _finish([_start(ELASTIC, argv, log, extra_env={'FAULT_RANK': '1', 'FAULT_AFTER_STEPS': '6'},
+                                      script=os.path.join('tests', 'torchrun_fault_main.py'))])
     assert status == 0, out
     run = _run_dir(root, 'elastic')
-    assert f'{FAULT_ENV}: rank 1 exits after epoch 2 step 2' in out
+    assert 'test fault: rank 1 exits after training step 6' in out
     assert f'note: torchrun restarted the workers of the job that trains {run} (restart 1 on this node): resuming ' \
            f'from its last checkpoint' in out
     assert 'resumed from checkpoint_last.pt: 1 of 2 epochs done, 0 steps into the next' in out
@@ -133,6 +140,7 @@ def test_an_elastic_restart_resumes_from_the_checkpoint(root, straight):
         assert [line.split(']')[0] for line in f] == ['[1', '[2']  # each epoch logged once
 
 
+@pytest.mark.slow
 def test_a_first_start_refuses_an_existing_run_with_one_message(root, straight):
     before = sorted(os.listdir(straight))
     log = os.path.join(root, 'refused.log')

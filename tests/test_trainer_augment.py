@@ -11,11 +11,11 @@ import main
 from arguments import get_args
 from data.bundle import build_data
 from data.demo import make_demo_noise_set
-from helpers_trainer import sigterm_after_steps, tiny_arguments
+from helpers_trainer import phase_trainer, sigterm_after_steps, tiny_arguments
 from trainer import checkpoint
 from trainer.distributed import DistEnv
 from trainer.methods import METHODS
-from trainer.run import build_parts, build_trainer
+from trainer.run import build_parts
 from utils.errors import UserError
 
 STEPS_PER_EPOCH = 4  # 36 training utterances, batch 8, drop_last
@@ -40,12 +40,11 @@ def test_the_training_set_of_a_run_augments_as_drawn(root, noise):
     data = build_data(args)
     assert data.augmenter is not None and len(data.augmenter.lists.rirs) == 24
     env = DistEnv(0, 1, torch.device('cpu'))
-    trainer = build_trainer(args, env, data, None, root, build_parts(args, env, data), METHODS['os_kdft2'].phases[0],
-                            best_name='unused', log_prefix='', label='')
+    trainer = phase_trainer(args, env, data, build_parts(args, env, data), METHODS['os_kdft2'].phases[0], root)
     augmented = trainer.train_set
     plain = get_args(tiny_arguments(root, crop_size=4000, seg_size=4000))
-    reference = build_trainer(plain, env, build_data(plain), None, root, build_parts(plain, env, data),
-                              METHODS['os_kdft2'].phases[0], best_name='unused', log_prefix='', label='').train_set
+    reference = phase_trainer(plain, env, build_data(plain), build_parts(plain, env, data),
+                              METHODS['os_kdft2'].phases[0], root).train_set
     changed = [[not np.array_equal(a, b) for a, b in zip(augmented[i][:2], reference[i][:2])]
                for i in range(len(augmented))]
     n = len(changed)
@@ -54,6 +53,7 @@ def test_the_training_set_of_a_run_augments_as_drawn(root, noise):
         assert abs(count - 0.6 * n) <= 4 * np.sqrt(n * 0.24), (row, count)
 
 
+@pytest.mark.slow  # three runs
 def test_an_augmented_run_resumes_exactly(root, noise, monkeypatch):
     main.main(_arguments(root, noise, name='aug_straight'))
     calls = sigterm_after_steps(monkeypatch, {2})  # mid-epoch

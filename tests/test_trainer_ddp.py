@@ -7,11 +7,12 @@ relative, so a 1e-9 tolerance is both tight and never reached by chance."""
 import os
 
 import numpy as np
+import pytest
 import torch
 from torch.utils.data import Dataset
 
 from arguments import SYSTEM_ARGS, get_args
-from helpers_trainer import tiny_arguments
+from helpers_trainer import phase_trainer, tiny_arguments
 from models.noise import TrainingNoise
 from data.bundle import build_data
 from data.curriculum import Batch
@@ -19,8 +20,10 @@ from trainer.distributed import DistEnv, launch
 from trainer.evaluate import evaluate_trials, extract_embeddings
 from trainer.loop import train_step
 from trainer.methods import JOINT
-from trainer.run import build_parts, build_trainer
+from trainer.run import build_parts
 from utils.seed import seed_everything
+
+pytestmark = pytest.mark.slow  # two gloo ranks
 
 STEPS = 3
 DETERMINISTIC = dict(student_dropout=0.0, student_layerdrop=0.0, student_mask_time_prob=0.0, class_weight=False,
@@ -46,8 +49,7 @@ def _build(root: str, env: DistEnv):
     data = build_data(args)
     seed_everything(args['rand_seed'])
     parts = build_parts(args, env, data).double()  # before DDP wraps it: DDP's buckets follow the dtype
-    trainer = build_trainer(args, env, data, None, os.path.join(root, f'unused-{env.world_size}'), parts, JOINT,
-                            best_name='unused', log_prefix='', label='')
+    trainer = phase_trainer(args, env, data, parts, JOINT, os.path.join(root, f'unused-{env.world_size}'))
     for module in trainer.core.modules():  # training noise off: its draws differ between processes
         if isinstance(module, TrainingNoise):
             module.low = module.high = 0.0

@@ -14,12 +14,7 @@ from trainer import checkpoint
 from utils.errors import UserError
 
 
-@pytest.fixture(scope='module')
-def root(tmp_path_factory):
-    return str(tmp_path_factory.mktemp('e2e'))
-
-
-@pytest.mark.parametrize('method', ['os_kdft2', 'os_kdft'])
+@pytest.mark.parametrize('method', ['os_kdft2', pytest.param('os_kdft', marks=pytest.mark.slow)])
 def test_joint_methods_train_two_epochs(root, method):
     main.main(tiny_arguments(root, method=method, name=method))
     run = os.path.join(root, 'runs', 'OS-KDFT2', method)
@@ -71,9 +66,9 @@ def test_export_reproduces_the_final_eer(root, tmp_path, capsys):
 
 
 def test_second_run_with_same_name_fails_and_leaves_files_untouched(root):
-    args = tiny_arguments(root, name='twice', epoch=1)
-    main.main(args)
-    run = os.path.join(root, 'runs', 'OS-KDFT2', 'twice')
+    """The same command again on the finished os_kdft2 run (test_joint_methods_train_two_epochs)."""
+    args = tiny_arguments(root, method='os_kdft2', name='os_kdft2')
+    run = os.path.join(root, 'runs', 'OS-KDFT2', 'os_kdft2')
     before = {}
     for folder, _, files in os.walk(run):
         for name in files:
@@ -86,9 +81,10 @@ def test_second_run_with_same_name_fails_and_leaves_files_untouched(root):
     assert all(open(path, 'rb').read() == data for path, data in before.items())
     # the weights in the checkpoint still load
     state = torch.load(os.path.join(run, checkpoint.LAST), weights_only=False)
-    assert state['state']['epoch'] == 1
+    assert state['state']['epoch'] == 2
 
 
+@pytest.mark.slow  # a second run, with an ONNX export
 def test_a_run_that_cannot_move_keeps_the_released_initialisation(root):
     """lr = 0: the trained checkpoint still holds the student's initialisation, which copies the teacher's CNN,
     projection and layers init_teacher_idx (default 'release' mode) and keeps a fresh positional convolution."""

@@ -2,6 +2,7 @@
 same parameters, validation history and final metrics as the uninterrupted run."""
 import os
 
+import pytest
 import torch
 
 import main
@@ -15,8 +16,8 @@ def _run_dir(root, name):
     return os.path.join(root, 'runs', 'OS-KDFT2', name)
 
 
-def test_interrupted_and_resumed_run_equals_straight_run(tmp_path, monkeypatch):
-    root = str(tmp_path)
+@pytest.mark.slow  # three runs
+def test_interrupted_and_resumed_run_equals_straight_run(root, monkeypatch):
     main.main(tiny_arguments(root, name='straight'))
 
     calls = sigterm_after_steps(monkeypatch, {STEPS_PER_EPOCH, STEPS_PER_EPOCH + 1})  # end of epoch 1, then 1 step

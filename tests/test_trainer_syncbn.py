@@ -1,9 +1,12 @@
 """GlooSyncBatchNorm: two gloo processes normalise with the global batch, like BatchNorm1d on one process."""
+import pytest
 import torch
 import torch.nn as nn
 
 from arguments import SYSTEM_ARGS
 from trainer.distributed import GlooSyncBatchNorm, convert_sync_batchnorm, launch
+
+pytestmark = pytest.mark.slow  # two gloo ranks
 
 
 def _data():

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import datetime
 import os
-import signal
 import socket
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -20,9 +19,10 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 import torch.nn as nn
 
-from data.workers import STOP_SIGNALS, stop_signals_blocked
+from data.workers import stop_signals_blocked, stop_signals_handled
 from utils.hardware import apply_numerics, start_line
 from utils.errors import EXIT_USER_ERROR, UserError
+from utils.launcher import launched_rank
 
 T = TypeVar('T')
 
@@ -66,13 +66,14 @@ def visible_gpus() -> int:
 
 def launched_by_torchrun() -> bool:
     """Whether a launcher (torchrun, or any that sets RANK and WORLD_SIZE) started this process as one rank."""
-    return 'RANK' in os.environ and 'WORLD_SIZE' in os.environ
+    return launched_rank() is not None
 
 
 def planned_world_size(usable_gpu: str, cpu_processes: int) -> int:
     """How many processes `launch` will run: torchrun's WORLD_SIZE, else one per GPU, else `cpu_processes`."""
-    if launched_by_torchrun():
-        return int(os.environ['WORLD_SIZE'])
+    launched = launched_rank()
+    if launched is not None:
+        return launched.world_size
     return len(gpu_ids(usable_gpu)) or cpu_processes
 
 
@@ -146,65 +147,19 @@ def torchrun_group(timeout_min: float) -> Iterator[DistEnv | None]:
     """Under torchrun: join its process group for the block (gloo on CPU; nccl on the GPU LOCAL_RANK names), waiting
     up to `timeout_min` minutes in any collective, and yield this rank's DistEnv (global rank and world size from the
     launcher). Otherwise yield None."""
-    if not launched_by_torchrun():
+    launched = launched_rank()
+    if launched is None:
         yield None
         return
-    rank, world = int(os.environ['RANK']), int(os.environ['WORLD_SIZE'])
-    local = int(os.environ.get('LOCAL_RANK', 0))
-    device = local_rank_device(local, torch.cuda.device_count() if torch.cuda.is_available() else 0)
+    device = local_rank_device(launched.local_rank, torch.cuda.device_count() if torch.cuda.is_available() else 0)
     if device.type == 'cuda':
         torch.cuda.set_device(device)
     join_group(backend_of(device), timeout_min)
     try:
         with timeout_named(timeout_min):
-            yield DistEnv(rank, world, device)
+            yield DistEnv(launched.rank, launched.world_size, device)
     finally:
         dist.destroy_process_group()
-
-
-@dataclass(frozen=True)
-class ElasticJob:
-    """The torchrun job this rank belongs to: an id that stays the same when torchrun restarts the worker group and
-    differs for any other job, and this node's restart count (TORCHELASTIC_RESTART_COUNT)."""
-    job_id: str
-    restart: int
-
-
-def elastic_job() -> ElasticJob | None:
-    """This process's torchrun job (None when torchrun did not start it). The id joins torchrun's run id (--rdzv_id,
-    or the one --standalone draws) with the host and process id of the agent that started this rank: global rank 0
-    keeps its agent across the restarts of a job, and a new torchrun command is a new agent. (The restart count
-    alone cannot say it: each node's agent counts only the restarts it caused.)"""
-    if 'TORCHELASTIC_RESTART_COUNT' not in os.environ:
-        return None
-    run_id = os.environ.get('TORCHELASTIC_RUN_ID', 'none')
-    return ElasticJob(f'{run_id}@{socket.gethostname()}:{os.getppid()}', int(os.environ['TORCHELASTIC_RESTART_COUNT']))
-
-
-def restart_store_note() -> str:
-    """A note when torchrun may restart the workers while sharing its rendezvous store with them ('' otherwise): the
-    restarted group then finds the previous attempt's addresses in that store and cannot connect (seen with gloo and
-    torch 2.14; pytorch/pytorch#135712 for nccl), unless torchrun runs with TORCH_DISABLE_SHARE_RDZV_TCP_STORE=1."""
-    if int(os.environ.get('TORCHELASTIC_MAX_RESTARTS', '0')) == 0 or \
-            os.environ.get('TORCHELASTIC_USE_AGENT_STORE') != 'True':
-        return ''
-    return ('note: torchrun may restart this job (--max-restarts) but shares its rendezvous store with the workers; '
-            'a restarted worker group then reads the previous attempt\'s addresses from it and fails to connect. '
-            'Launch with TORCH_DISABLE_SHARE_RDZV_TCP_STORE=1 torchrun ... so that restarts resume (see README)')
-
-
-FAULT_ENV = 'OS_KDFT2_FAULT_AT_STEP'  # TEST ONLY (tests/test_torchrun.py): '<rank>:<epoch>:<step>' makes that global
-                                      # rank exit with status 1 right after that training step, on a first attempt
-
-
-def exit_if_fault_injected(env: DistEnv, epoch: int, step: int) -> None:
-    """Test only: simulate a crashed rank (os._exit(1), no clean-up) where FAULT_ENV asks for one, on a job's first
-    attempt only (not after torchrun restarted it), so that elastic restarts can be tested for real."""
-    fault = os.environ.get(FAULT_ENV)
-    if fault and os.environ.get('TORCHELASTIC_RESTART_COUNT', '0') == '0' and \
-            fault == f'{env.rank}:{epoch}:{step}':
-        print(f'{FAULT_ENV}: rank {env.rank} exits after epoch {epoch} step {step} (test fault)', flush=True)
-        os._exit(1)
 
 
 def run_on_main_rank(fn: Callable[[], T], env: DistEnv) -> T:
@@ -254,13 +209,9 @@ def launch(fn: Callable, payload, usable_gpu: str = '', cpu_processes: int = 1, 
                 if process.is_alive():
                     os.kill(process.pid, signum)
 
-        previous = {sig: signal.signal(sig, forward) for sig in STOP_SIGNALS}
-        try:
+        with stop_signals_handled(forward):
             while not context.join():
                 pass
-        finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
 
 
 class SumAllReduce(torch.autograd.Function):

@@ -9,11 +9,10 @@ keeps its last state.
 from __future__ import annotations
 
 import os
-import signal
 import sys
 import time
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Iterator
 
 import numpy as np
 import torch
@@ -25,11 +24,11 @@ from tqdm import tqdm
 from data.bundle import EvalSpec
 from data.cohort import CohortSpec
 from data.curriculum import Batch, collate_train
-from data.workers import STOP_SIGNALS, ignore_stop_signals, stop_signals_blocked
+from data.workers import ignore_stop_signals, stop_signals_blocked, stop_signals_handled
 from models.description import describe_model
 from trainer import checkpoint
 from trainer.checkpoint import CheckpointWriteError, StaleCheckpointError, TrainState
-from trainer.distributed import DistEnv, all_ranks_agree, exit_if_fault_injected, gather_objects
+from trainer.distributed import DistEnv, all_ranks_agree, gather_objects
 from trainer.evaluate import ScoreCohort, build_cohort, cohort_scoring, evaluate_trials, extract_embeddings
 from trainer.methods import PhaseModule
 from utils.seed import get_rng_state, seed_everything, set_rng_state
@@ -73,8 +72,8 @@ class EpochProgress:
         self.items_per_step = items_per_step
         self.started = self.printed = time.time()
         terminal = sys.stderr.isatty()
-        self.bar = tqdm(desc=title, initial=skip, total=total, dynamic_ncols=True, leave=False, mininterval=0.5) \
-            if shown and terminal else None
+        self.bar = (tqdm(desc=title, initial=skip, total=total, dynamic_ncols=True, leave=False, mininterval=0.5)
+                    if shown and terminal else None)
         self.lines = shown and not terminal
 
     def update(self, step: int, loss: float | None) -> None:
@@ -140,18 +139,77 @@ def train_step(model: nn.Module, targets_of: Callable[[Batch], object], batch: B
     return {name: float(value.detach()) for name, value in losses.items()}
 
 
+class StepTally:
+    """The bookkeeping of one epoch, which Trainer.train_epoch calls once per step (`step_done`): loss sums over the
+    steps that updated, the VoxCeleb share of the KD items, the unreadable files the loader skipped, non-finite
+    (skipped) updates, and whether every rank goes on. An interrupted epoch's sums come back from TrainState.partial."""
+
+    def __init__(self, trainer: Trainer, epoch: int):
+        self.trainer, self.state, self.env, self.epoch = trainer, trainer.state, trainer.env, epoch
+        self.sums: dict[str, float] = dict(self.state.partial.get('sums', {}))
+        self.count: int = self.state.partial.get('count', 0)  # steps that updated
+        self.nonfinite_limit_hit = False
+
+    def step_done(self, step: int, batch: Batch, losses: dict[str, float] | None) -> bool:
+        """Record step `step` (`losses` None: its update was skipped); False when every rank stops here: a stop signal
+        reached a rank, or max_nonfinite_steps losses in a row were non-finite (then `nonfinite_limit_hit`)."""
+        self.note_bad_audio(batch.skipped)
+        self.sums['kd_vox_share'] = self.sums.get('kd_vox_share', 0.0) + float(batch.from_vox.float().mean())
+        if losses is None:
+            self.note_nonfinite(step)
+            if self.state.nonfinite_run >= self.trainer.cfg.max_nonfinite_steps:
+                self.nonfinite_limit_hit = True  # the same on every rank: all skipped the same updates
+                return False
+        else:
+            self.state.nonfinite_run = 0
+            for name, value in losses.items():
+                self.sums[name] = self.sums.get(name, 0.0) + value
+            self.count += 1
+        return all_ranks_agree(not self.trainer.stop_requested, self.env)
+
+    def note_bad_audio(self, paths: list[str]) -> None:
+        """Count and name the unreadable training files the data loader skipped (rank 0 logs them)."""
+        new = self.state.add_bad_files(paths)
+        if new and self.trainer.logger is not None:
+            lines = [f'epoch {self.epoch}: skipped unreadable {path}' for path in new]
+            self.trainer.logger.log_text('bad_audio', '\n'.join(lines))
+            self.trainer.log('bad_audio_files', len(self.state.bad_files), self.epoch)
+
+    def note_nonfinite(self, step: int) -> None:
+        """Count a skipped update (in a row and in total); rank 0 says so."""
+        self.state.nonfinite_run += 1
+        self.state.nonfinite_total += 1
+        if self.env.is_main:
+            print(f'epoch {self.epoch} step {step}: non-finite loss, update skipped '
+                  f'({self.state.nonfinite_total} so far)', flush=True)
+
+    def partial(self) -> dict:
+        """The sums to carry in a checkpoint taken inside the epoch."""
+        return {'sums': self.sums, 'count': self.count}
+
+    def epoch_means(self, steps: int) -> dict[str, float]:
+        """The epoch's mean losses (over the steps that updated) and VoxCeleb share (over all `steps`), averaged over
+        the ranks."""
+        means = {name: total / max(self.count, 1) for name, total in self.sums.items() if name != 'kd_vox_share'}
+        means['kd_vox_share'] = self.sums.get('kd_vox_share', 0.0) / max(steps, 1)
+        ranks = gather_objects(means, self.env)
+        return {name: float(np.mean([r[name] for r in ranks if name in r])) for name in means}
+
+
 class Trainer:
     """Runs `fit` (one phase of a method) and `final_evaluation` on every rank; rank 0 logs and saves.
 
-    `core` is the phase's PhaseModule, `model` the same wrapped in DDP when distributed, `targets_of(batch)` computes
-    what the phase learns from. `new_optimizer()` builds the phase's optimiser and scheduler (again when the phase
-    module asks for a fresh start).
+    `core` is the phase's PhaseModule, `model` the same wrapped in DDP when distributed; `targets(parts, batch)` (the
+    phase's Phase.targets, e.g. trainer/methods.py pretrained_targets) computes what the phase learns from with the
+    shared model `parts`. `new_optimizer()` builds the phase's optimiser and scheduler (again when the phase module
+    asks for a fresh start).
     """
 
-    def __init__(self, core: PhaseModule, model: nn.Module, targets_of: Callable[[Batch], object],
+    def __init__(self, *, core: PhaseModule, model: nn.Module, parts: nn.Module,
+                 targets: Callable[[nn.Module, Batch], object],
                  new_optimizer: Callable[[], tuple[torch.optim.Optimizer, object]], train_set: Dataset,
                  validation: EvalSpec, env: DistEnv, logger, config: FitConfig):
-        self.core, self.model, self.targets_of, self.new_optimizer = core, model, targets_of, new_optimizer
+        self.core, self.model, self.parts, self.targets, self.new_optimizer = core, model, parts, targets, new_optimizer
         self.optimizer, self.scheduler = new_optimizer()
         self.train_set, self.validation, self.env, self.logger, self.cfg = train_set, validation, env, logger, config
         self.sampler = ResumableSampler(train_set, env, config.seed)
@@ -165,6 +223,10 @@ class Trainer:
         self.rng_on_resume = None
         self.stop_requested = False
         self.clock = time.time()  # TrainState.seconds counts up to here
+
+    def targets_of(self, batch: Batch) -> object:
+        """What the phase learns from for `batch` (no graph: frozen models only)."""
+        return self.targets(self.parts, batch)
 
     # ----- checkpoints -----
     def save(self, *names: str) -> None:
@@ -205,13 +267,6 @@ class Trainer:
         if self.logger is not None:
             self.logger.log_metric(self.cfg.log_prefix + name, value, step)
 
-    def note_bad_audio(self, paths: list[str], epoch: int) -> None:
-        """Count and name the unreadable training files the data loader skipped (rank 0 logs them)."""
-        new = self.state.add_bad_files(paths)
-        if new and self.logger is not None:
-            self.logger.log_text('bad_audio', '\n'.join(f'epoch {epoch}: skipped unreadable {p}' for p in new))
-            self.log('bad_audio_files', len(self.state.bad_files), epoch)
-
     def start_epoch(self, epoch: int) -> None:
         """Tell the phase module which epoch starts (a fresh optimiser and scheduler when it asks for one), then set
         the epoch's learning rate as the release does: scheduler.step(epoch) before the epoch's first step."""
@@ -222,62 +277,58 @@ class Trainer:
                       f'scheduler over every trainable parameter (as released)', flush=True)
         self.scheduler.step(epoch)
 
-    def train_epoch(self, epoch: int) -> dict[str, float] | None:
-        """One pass over the training list; None when stopped by a signal (checkpoint written)."""
-        skip = self.state.step
+    def epoch_batches(self, epoch: int) -> Iterator[Batch]:
+        """The epoch's batches from where the state stands: the sampler leaves out the `state.step` batches an
+        interrupted session trained on, and the RNG streams continue as that session left them (else the epoch is
+        seeded)."""
         self.train_set.set_epoch(epoch)
-        self.sampler.set_epoch(epoch, skip * self.cfg.batch_size)
+        self.sampler.set_epoch(epoch, self.state.step * self.cfg.batch_size)
         with stop_signals_blocked():  # workers start here: a group-wide stop signal must not kill one starting
             batches = iter(self.loader)  # before seeding: creating the iterator draws from torch's RNG
+        self.restore_or_seed_rng(epoch)
+        return batches
+
+    def restore_or_seed_rng(self, epoch: int) -> None:
+        """Every RNG as the checkpoint left it when resuming inside an epoch, else seeded for (seed, epoch, rank)."""
         if self.rng_on_resume is not None:
             set_rng_state(self.rng_on_resume)
             self.rng_on_resume = None
         else:
             seed_everything(self.cfg.seed, epoch, self.env.rank)
+
+    def train_epoch(self, epoch: int) -> dict[str, float] | None:
+        """One pass over the training list; None when stopped by a signal (checkpoint written)."""
+        skip = self.state.step
+        batches = self.epoch_batches(epoch)
         self.model.train()
-        sums, count = dict(self.state.partial.get('sums', {})), self.state.partial.get('count', 0)
-        progress = EpochProgress(f'{self.cfg.label}epoch {epoch}/{self.cfg.epochs}', skip, skip + len(self.loader),
-                                 self.cfg.batch_size * self.env.world_size, self.cfg.log_interval_s,
-                                 shown=self.env.is_main and self.cfg.progress)
+        tally = StepTally(self, epoch)
+        progress = EpochProgress(title=f'{self.cfg.label}epoch {epoch}/{self.cfg.epochs}', skip=skip,
+                                 total=skip + len(self.loader),
+                                 items_per_step=self.cfg.batch_size * self.env.world_size,
+                                 interval=self.cfg.log_interval_s, shown=self.env.is_main and self.cfg.progress)
         for step, batch in enumerate(batches, start=skip + 1):
-            self.note_bad_audio(batch.skipped, epoch)
-            sums['kd_vox_share'] = sums.get('kd_vox_share', 0.0) + float(batch.from_vox.float().mean())
             losses = train_step(self.model, self.targets_of, batch.to(self.env.device), self.optimizer, self.env,
                                 self.cfg.amp)
-            exit_if_fault_injected(self.env, epoch, step)
-            if losses is None:
-                self.state.nonfinite_run += 1
-                self.state.nonfinite_total += 1
-                if self.env.is_main:
-                    print(f'epoch {epoch} step {step}: non-finite loss, update skipped '
-                          f'({self.state.nonfinite_total} so far)', flush=True)
-                if self.state.nonfinite_run >= self.cfg.max_nonfinite_steps:
-                    self.state.step = step  # the weights are the last good ones: every bad update was skipped
-                    self.state.partial = {'sums': sums, 'count': count}
-                    self.save(checkpoint.LAST)
-                    raise FloatingPointError(
-                        f'{self.state.nonfinite_run} non-finite losses in a row at epoch {epoch} step {step} '
-                        f'(max_nonfinite_steps={self.cfg.max_nonfinite_steps}); stopping. The last good weights '
-                        f'are in {os.path.join(self.cfg.run_dir, checkpoint.LAST)}')
-            else:
-                self.state.nonfinite_run = 0
-                for name, value in losses.items():
-                    sums[name] = sums.get(name, 0.0) + value
-                count += 1
             progress.update(step, None if losses is None else losses['loss'])
-            if not all_ranks_agree(not self.stop_requested, self.env):
+            if not tally.step_done(step, batch, losses):
                 progress.close()
-                self.state.step = step
-                self.state.partial = {'sums': sums, 'count': count}
-                self.save(checkpoint.LAST)
-                return None
+                return self.stop_inside_epoch(epoch, step, tally)
         progress.close()
-        steps = skip + len(self.loader)
         self.state.step, self.state.partial = 0, {}
-        means = {name: total / max(count, 1) for name, total in sums.items() if name != 'kd_vox_share'}
-        means['kd_vox_share'] = sums.get('kd_vox_share', 0.0) / max(steps, 1)
-        ranks = gather_objects(means, self.env)
-        return {name: float(np.mean([r[name] for r in ranks if name in r])) for name in means}
+        return tally.epoch_means(steps=skip + len(self.loader))
+
+    def stop_inside_epoch(self, epoch: int, step: int, tally: StepTally) -> None:
+        """Save a resumable checkpoint after `step`; return None (a stop signal), or raise FloatingPointError when the
+        epoch stopped on too many non-finite losses in a row (the weights are the last good ones: every bad update was
+        skipped)."""
+        self.state.step, self.state.partial = step, tally.partial()
+        self.save(checkpoint.LAST)
+        if tally.nonfinite_limit_hit:
+            raise FloatingPointError(
+                f'{self.state.nonfinite_run} non-finite losses in a row at epoch {epoch} step {step} '
+                f'(max_nonfinite_steps={self.cfg.max_nonfinite_steps}); stopping. The last good weights '
+                f'are in {os.path.join(self.cfg.run_dir, checkpoint.LAST)}')
+        return None
 
     def validate(self, epoch: int) -> float | None:
         """TTA EER (%) on the validation trials (rank 0; None elsewhere); logs EER and minDCF."""
@@ -305,9 +356,8 @@ class Trainer:
 
     def fit(self) -> TrainState:
         """Train from the current state to `epochs`, validating every epoch when the phase validates."""
-        previous = {sig: signal.signal(sig, self.request_stop) for sig in STOP_SIGNALS}
         self.clock = time.time()
-        try:
+        with stop_signals_handled(self.request_stop):
             for epoch in range(self.state.epoch + 1, self.cfg.epochs + 1):
                 started = time.time()
                 if self.state.step == 0:
@@ -332,9 +382,6 @@ class Trainer:
                 self.save(*([self.cfg.best_name] if improved else []), checkpoint.LAST)
                 if self.env.is_main:
                     self.report_epoch(epoch, losses, eer, time.time() - started)
-        finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
         return self.state
 
     @property

@@ -201,9 +201,39 @@ class Method:
     phases: tuple[Phase, ...] = field(default=())
 
 
-JOINT = Phase('joint', lambda parts, args: JointKDFT(parts.student, parts.backend, parts.kd_loss, parts.ft_loss,
-                                                      args['w_kd'], args['w_ft']),
-              pretrained_targets, 'epoch', validates=True)
+# ----- phase modules: (shared parts, arguments) → what a phase trains -----
+def joint_module(parts: Models, args: dict) -> PhaseModule:
+    """os_kdft2 / os_kdft: KD and speaker fine-tuning of the student in one step."""
+    return JointKDFT(parts.student, parts.backend, parts.kd_loss, parts.ft_loss, args['w_kd'], args['w_ft'])
+
+
+def kd_only_module(parts: Models, args: dict) -> PhaseModule:
+    """precomp phase 1: the student distilled from the teacher, no speaker labels."""
+    return KDOnly(parts.student, parts.kd_loss)
+
+
+def student_ft_module(parts: Models, args: dict) -> PhaseModule:
+    """precomp phase 2: the distilled student fine-tuned for speakers (encoder frozen for freeze_epochs)."""
+    return SpeakerFineTune(parts.student, parts.backend, parts.ft_loss, args['freeze_epochs'])
+
+
+def teacher_ft_module(parts: Models, args: dict) -> PhaseModule:
+    """postcomp phase 1: the teacher copy fine-tuned for speakers (encoder frozen for freeze_epochs)."""
+    return SpeakerFineTune(parts.teacher_ft, parts.teacher_backend, parts.ft_loss, args['freeze_epochs'])
+
+
+def embedding_kd_module(parts: Models, args: dict) -> PhaseModule:
+    """postcomp phase 2: the fine-tuned teacher compressed into the student (hidden states and embeddings)."""
+    return EmbeddingKD(parts.student, parts.backend, parts.kd_loss, args['w_kd'], args['w_embed_mse'])
+
+
+def lmft_module(parts: Models, args: dict) -> PhaseModule:
+    """Large-margin fine-tuning of the student + back-end with an AAM-softmax copy of the last speaker head."""
+    head = large_margin_copy(parts.ft_loss, args['lmft_margin'], args['aam_scale'])
+    return SpeakerFineTune(parts.student, parts.backend, head, frozen_epochs=0)
+
+
+JOINT = Phase('joint', joint_module, pretrained_targets, 'epoch', validates=True)
 
 METHODS: dict[str, Method] = {
     # joint KD + FT, attentive feature tuner, curriculum KD data
@@ -213,21 +243,15 @@ METHODS: dict[str, Method] = {
     # compress (KD only, no speaker validation), then fine-tune the student (frozen for freeze_epochs)
     'precomp': Method(
         adapter=False, finetune_teacher=False,
-        phases=(Phase('kd', lambda parts, args: KDOnly(parts.student, parts.kd_loss),
-                      pretrained_targets, 'epoch_KD', validates=False, ft_audio=False),
-                Phase('ft', lambda parts, args: SpeakerFineTune(parts.student, parts.backend, parts.ft_loss,
-                                                                args['freeze_epochs']),
-                      no_targets, 'epoch', validates=True, kd_audio=False))),
+        phases=(Phase('kd', kd_only_module, pretrained_targets, 'epoch_KD', validates=False, ft_audio=False),
+                Phase('ft', student_ft_module, no_targets, 'epoch', validates=True, kd_audio=False))),
     # fine-tune the teacher copy (frozen for freeze_epochs; evaluated), then compress it into the student (KD data
     # LibriSpeech, switched to VoxCeleb1 from epoch int(0.9 epoch_KD) on)
     'postcomp': Method(
         adapter=False, finetune_teacher=True,
-        phases=(Phase('teacher_ft', lambda parts, args: SpeakerFineTune(parts.teacher_ft, parts.teacher_backend,
-                                                                        parts.ft_loss, args['freeze_epochs']),
-                      no_targets, 'epoch', validates=True, kd_audio=False, evaluates=True),
-                Phase('kd', lambda parts, args: EmbeddingKD(parts.student, parts.backend, parts.kd_loss, args['w_kd'],
-                                                            args['w_embed_mse']),
-                      finetuned_targets, 'epoch_KD', validates=True, ft_audio=False))),
+        phases=(Phase('teacher_ft', teacher_ft_module, no_targets, 'epoch', validates=True, kd_audio=False,
+                      evaluates=True),
+                Phase('kd', embedding_kd_module, finetuned_targets, 'epoch_KD', validates=True, ft_audio=False))),
 }
 
 # Large-margin fine-tuning, the modern recipe's last phase: student + back-end from the method's best state, speaker
@@ -236,10 +260,7 @@ METHODS: dict[str, Method] = {
 # the method trained last: the student's own in os_kdft2 / os_kdft / precomp; in postcomp, whose student has none,
 # the fine-tuned teacher's: the student's embeddings were distilled to match that teacher's (embedding MSE), so its
 # class directions are a start in the student's embedding space rather than random ones.
-LMFT = Phase('lmft', lambda parts, args: SpeakerFineTune(
-                 parts.student, parts.backend, large_margin_copy(parts.ft_loss, args['lmft_margin'], args['aam_scale']),
-                 frozen_epochs=0),
-             no_targets, 'lmft_epochs', validates=True, kd_audio=False, crop_key='lmft_crop_size',
+LMFT = Phase('lmft', lmft_module, no_targets, 'lmft_epochs', validates=True, kd_audio=False, crop_key='lmft_crop_size',
              learning_rate=lmft_learning_rate)
 
 

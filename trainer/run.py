@@ -15,12 +15,11 @@ phases_of): it is then the last phase, and the method's own last phase gets chec
 """
 from __future__ import annotations
 
-import functools
 import gc
 import json
 import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from torch import nn
@@ -77,12 +76,27 @@ def state_unused_parameters(env: DistEnv) -> None:
               'phase); its warning that a step used every parameter is expected', flush=True)
 
 
-def build_trainer(args: dict, env: DistEnv, data: DataBundle, logger, run_dir: str, parts: Models, phase: Phase,
-                  best_name: str, log_prefix: str, label: str) -> Trainer:
-    """The Trainer of one phase: its module (DDP-wrapped when distributed), Adam over the module's trainable
-    parameters with the cosine schedule over the phase's own epochs, and the curriculum training set; learning rate
-    and crop length are the phase's (Phase.learning_rate, Phase.crop_key)."""
-    epochs = args[phase.epochs_key]
+def loop_config(args: dict, env: DistEnv, run_dir: str) -> FitConfig:
+    """The loop settings every phase of a run shares, taken from the arguments once (run_phases); phase_config makes
+    each phase's copy."""
+    return FitConfig(epochs=0, seed=args['rand_seed'], batch_size=args['batch_size'] // env.world_size, run_dir=run_dir,
+                     seg_size=args['seg_size'], num_seg=args['num_seg'], log_interval_s=args['log_interval_s'],
+                     amp=args['amp'], num_workers=args['num_workers'], max_nonfinite_steps=args['max_nonfinite_steps'])
+
+
+def phase_config(shared: FitConfig, args: dict, phase: Phase, final: bool, label: str) -> FitConfig:
+    """`shared` (loop_config) for one phase: its epochs, name, validation, best checkpoint file and metric prefix (the
+    usual ones for a method's last phase) and the label its printed lines start with."""
+    return replace(shared, epochs=args[phase.epochs_key], phase=phase.name, validate=phase.validates,
+                   best_name=phase_files(phase, final)[0], log_prefix='' if final else f'{phase.name}/', label=label)
+
+
+def build_trainer(args: dict, env: DistEnv, data: DataBundle, logger, parts: Models, phase: Phase,
+                  config: FitConfig) -> Trainer:
+    """The Trainer of one phase (`config`: phase_config): its module (DDP-wrapped when distributed), Adam over the
+    module's trainable parameters with the cosine schedule over the phase's own epochs, and the curriculum training
+    set; learning rate and crop length are the phase's (Phase.learning_rate, Phase.crop_key)."""
+    epochs = config.epochs
     core = phase.module(parts, args)
     model = core
     if env.distributed:
@@ -97,17 +111,13 @@ def build_trainer(args: dict, env: DistEnv, data: DataBundle, logger, run_dir: s
         return optimizer, scheduler
 
     train_set = CurriculumTrainSet(data.train_utts, data.speakers, data.kd_paths, args[phase.crop_key],
-                                   args['curriculum'], epochs, args['rand_seed'], env.rank,
-                                   args['curriculum_p'], args['max_bad_audio_fraction'], phase.kd_audio, phase.ft_audio,
-                                   data.augmenter, args['aug_prob'], args['aug_rows'])
-    config = FitConfig(epochs=epochs, seed=args['rand_seed'], batch_size=args['batch_size'] // env.world_size,
-                       run_dir=run_dir, seg_size=args['seg_size'], num_seg=args['num_seg'],
-                       log_interval_s=args['log_interval_s'], amp=args['amp'],
-                       num_workers=args['num_workers'], max_nonfinite_steps=args['max_nonfinite_steps'],
-                       phase=phase.name, validate=phase.validates, best_name=best_name, log_prefix=log_prefix,
-                       label=label)
-    return Trainer(core, model, functools.partial(phase.targets, parts), new_optimizer, train_set, data.validation,
-                   env, logger, config)
+                                   schedule=args['curriculum'], total_epochs=epochs, seed=args['rand_seed'],
+                                   rank=env.rank, p_const=args['curriculum_p'],
+                                   max_bad_fraction=args['max_bad_audio_fraction'], kd_audio=phase.kd_audio,
+                                   ft_audio=phase.ft_audio, augmenter=data.augmenter, aug_prob=args['aug_prob'],
+                                   aug_rows=args['aug_rows'])
+    return Trainer(core=core, model=model, parts=parts, targets=phase.targets, new_optimizer=new_optimizer,
+                   train_set=train_set, validation=data.validation, env=env, logger=logger, config=config)
 
 
 def phase_files(phase: Phase, final: bool) -> tuple[str, str]:
@@ -228,6 +238,7 @@ def run_phases(args: dict, env: DistEnv, data: DataBundle, logger, run_dir: str)
     done = read_summary(run_dir)
     assert all(p.name in done for p in phases[:start]), (run_dir, done)  # arguments.check_resume checked it
     summary = {p.name: done[p.name] for p in phases[:start]}
+    shared = loop_config(args, env, run_dir)
     trained: dict[int, int] = {}  # id(parameter) → numel, over every phase
     for index, phase in enumerate(phases):
         final = index == len(phases) - 1
@@ -236,10 +247,9 @@ def run_phases(args: dict, env: DistEnv, data: DataBundle, logger, run_dir: str)
             trained.update({id(p): p.numel() for p in trainable_parameters(core)})
             restore_outcome(core, run_dir, phase, env)
             continue
-        best, last = phase_files(phase, final)
+        last = phase_files(phase, final)[1]
         label = f"[{args['method']} {index + 1}/{len(phases)}: {phase.name}] " if len(phases) > 1 else ''
-        trainer = build_trainer(args, env, data, logger, run_dir, parts, phase, best_name=best,
-                                log_prefix='' if final else f'{phase.name}/', label=label)
+        trainer = build_trainer(args, env, data, logger, parts, phase, phase_config(shared, args, phase, final, label))
         trained.update({id(p): p.numel() for p in trainable_parameters(trainer.core)})
         if args['resume'] and index == start:
             trainer.resume(os.path.join(run_dir, checkpoint.LAST))
