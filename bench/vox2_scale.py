@@ -174,7 +174,8 @@ def child(approach: str, tree: str, cache: str, started: float, workers: int, st
         data = OldDataFreeSet(utts, old_speaker_table(utts), seed=1)
     else:
         utts = scan_voxceleb(tree, cache_dir=cache)
-        data = DataFreeSet(utts, speaker_table(utts), [], 48000, 'constant', 1, 1, p_const=1.0)
+        data = DataFreeSet(utts, speaker_table(utts), [], 48000, schedule='constant', total_epochs=1, seed=1,
+                           p_const=1.0)
     result = {'items': len(data), 'index_s': time.perf_counter() - index_start}
     loader = DataLoader(data, batch_size=batch, shuffle=True, num_workers=workers, drop_last=True,
                         collate_fn=_collate, generator=torch.Generator().manual_seed(0))

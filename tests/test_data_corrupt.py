@@ -43,6 +43,7 @@ def test_noise_is_added_at_the_recorded_snr(src, tmp_path):
         assert abs(snr - done['snr_db']) <= 0.5, (key, snr, done)
 
 
+@pytest.mark.slow  # three corrupted copies of a tree
 def test_reverberant_copy_is_reproducible_and_never_overwrites(src, tmp_path):
     first, second = str(tmp_path / 'a'), str(tmp_path / 'b')
     assert main(['--src', src, '--out', first, '--seed', '5']) == 0

@@ -148,6 +148,7 @@ def straight(root):
     return seen['start'], _run_dir(root, 'lmft_straight')
 
 
+@pytest.mark.slow  # a joint + LM-FT run
 def test_lmft_starts_from_the_joint_best_state_and_is_recorded_like_any_phase(straight):
     start, run = straight
     joint = checkpoint.load(os.path.join(run, 'checkpoint_joint_best.pt'))
@@ -171,6 +172,7 @@ def test_lmft_starts_from_the_joint_best_state_and_is_recorded_like_any_phase(st
         assert os.path.isfile(os.path.join(run, 'figures', *det)), det
 
 
+@pytest.mark.slow  # a joint + LM-FT run (and a signal)
 def test_lmft_interrupted_resumes_inside_itself_and_equals_the_straight_run(root, straight, monkeypatch, capsys):
     _, straight_run = straight
     run = _run_dir(root, 'lmft_resumed')

@@ -25,6 +25,7 @@ def _state(root, name, file=checkpoint.LAST):
     return saved['phase'], saved['state']['epoch'], saved['state']['step']
 
 
+@pytest.mark.slow  # signals, and four runs
 def test_postcomp_stopped_in_each_phase_resumes_there_and_equals_the_straight_run(tmp_path, monkeypatch):
     root = str(tmp_path)
     main.main(tiny_arguments(root, name='straight', **SETTINGS))

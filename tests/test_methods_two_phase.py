@@ -14,6 +14,7 @@ from trainer import checkpoint
 
 SETTINGS = {'precomp': dict(epoch_KD=2, epoch=2, freeze_epochs=1),
             'postcomp': dict(epoch=2, epoch_KD=2, freeze_epochs=1)}
+pytestmark = pytest.mark.slow  # two two-phase runs (precomp, postcomp) end to end
 TRAINED = 0.9  # share of a trained part's parameters that must have moved (a few get no gradient in some steps)
 
 

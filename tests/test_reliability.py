@@ -97,6 +97,7 @@ def test_a_nan_loss_is_skipped_and_counted(root, monkeypatch):
     assert open(os.path.join(run, 'nonfinite_steps.txt')).read().splitlines()[-1] == '[2] nonfinite_steps: 1.0'
 
 
+@pytest.mark.slow  # a run stopped and resumed
 def test_nans_in_a_row_stop_with_a_loadable_checkpoint(root, monkeypatch):
     calls = _nan_at(monkeypatch, set(range(3, 100)))
     with pytest.raises(FloatingPointError, match='3 non-finite losses in a row'):

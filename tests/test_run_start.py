@@ -104,6 +104,7 @@ def test_resume_with_a_changed_batch_size_is_refused_naming_it(root, restarted):
     assert _files(restarted['run']) == before  # nothing written
 
 
+@pytest.mark.slow  # a second run of the module's run
 def test_resume_with_changed_num_workers_proceeds(root, restarted, capsys):
     """A finished run resumed with another number of loader workers: a note names the key, and the run evaluates its
     best checkpoint again to the same figures."""
@@ -116,6 +117,7 @@ def test_resume_with_changed_num_workers_proceeds(root, restarted, capsys):
         assert json.load(f)['num_workers'] == 0  # the record keeps what the run was started with
 
 
+@pytest.mark.slow  # a second run of the module's run
 def test_resume_after_a_failed_start_starts_at_epoch_1(root, capsys):
     _fail_a_start(root, 'resume_after_failure')
     capsys.readouterr()

@@ -83,7 +83,8 @@ def test_a_too_short_training_file_is_skipped_and_counted(tmp_path):
     table = speaker_table(first)
     with pytest.raises(AudioError, match='100 samples at 16 kHz .* shorter than the 720 samples'):
         CurriculumTrainSet(first, table, [], 800, schedule='none', total_epochs=1, seed=1, kd_audio=False)[0]
-    tolerant = CurriculumTrainSet(first, table, [], 800, schedule='none', total_epochs=1, seed=1, kd_audio=False, max_bad_fraction=0.2)
+    tolerant = CurriculumTrainSet(first, table, [], 800, schedule='none', total_epochs=1, seed=1, kd_audio=False,
+                                  max_bad_fraction=0.2)
     with pytest.warns(UserWarning, match='short/00001.wav: 100 samples'):
         _, wav_ft, _, _, skipped = tolerant[0]
     assert skipped == (short,) and tolerant.bad_files == {short}
