@@ -11,6 +11,8 @@ from export import Embedding, ExportError, load_speaker_model
 from export.cli import main
 from helpers_export import NUM_SEG, onnx_setup
 
+# a trained run exported to both runtimes (the fast tier's export check: test_trainer_end_to_end)
+pytestmark = pytest.mark.slow
 RUNTIMES = ['torch', 'onnx']
 TOLERANCE = {'torch': 2e-5, 'onnx': 1e-4}  # against the in-training model: float noise / the ONNX parity bound
 

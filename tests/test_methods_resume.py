@@ -4,6 +4,7 @@ uninterrupted run, and every training step ran exactly once."""
 import json
 import os
 
+import pytest
 import torch
 
 import main
